@@ -1,0 +1,127 @@
+"""Everything that differs between the two SpikingJelly lines, in one place.
+
+* SpikingJelly 2.x (``pip install spikingjelly``): neurons have no ``backend`` argument and pick their
+  own kernels (torch on CPU, Triton/CUDA on GPU); ``op_counter`` exists; ``surrogate.Rect`` exists.
+* SpikingJelly 0.0.0.0.14 (the CuPy line, ``pip install --no-deps spikingjelly==0.0.0.0.14``): neurons
+  take ``backend='torch'|'cupy'``; no ``op_counter``; no ``surrogate.Rect``.
+
+Plugins build neurons through :func:`if_node` / :func:`lif_node` (or call :func:`set_fastest_backend` on a
+finished network) and never touch ``backend`` themselves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from importlib import metadata
+
+import torch
+from spikingjelly.activation_based import neuron
+
+__all__ = [
+    "SPIKINGJELLY_VERSION",
+    "LEGACY",
+    "has_cupy",
+    "fastest_backend",
+    "if_node",
+    "lif_node",
+    "set_fastest_backend",
+    "op_counter",
+    "set_initial_potential",
+]
+
+
+def _version() -> str:
+    try:
+        return metadata.version("spikingjelly")
+    except metadata.PackageNotFoundError:  # pragma: no cover - vendored copy without metadata
+        return "unknown"
+
+
+SPIKINGJELLY_VERSION: str = _version()
+#: True on the 0.0.0.0.14 line, detected by its API (neurons with a ``backend`` argument), not by name.
+LEGACY: bool = hasattr(neuron.IFNode(), "backend")
+
+
+def has_cupy() -> bool:
+    """Whether cupy can be imported (SpikingJelly 0.0.0.0.14's CUDA kernels need it)."""
+    return importlib.util.find_spec("cupy") is not None
+
+
+def fastest_backend(device: torch.device | str | None = None) -> str | None:
+    """The backend to pass to a 0.0.0.0.14 neuron, or ``None`` on 2.x (which chooses by itself).
+
+    'cupy' when the line is 0.0.0.0.14, the device is CUDA and cupy is installed; otherwise 'torch'.
+    """
+    if not LEGACY:
+        return None
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.device(device).type == "cuda" and has_cupy():
+        return "cupy"
+    return "torch"
+
+
+def _node(cls, backend: str | None, **kwargs):
+    kwargs.setdefault("step_mode", "m")
+    if LEGACY:
+        kwargs["backend"] = backend or fastest_backend()
+    elif backend not in (None, "auto", "torch"):
+        raise ValueError(
+            f"backend={backend!r} is only available on SpikingJelly 0.0.0.0.14; "
+            f"SpikingJelly {SPIKINGJELLY_VERSION} picks its kernels itself (pass backend=None)"
+        )
+    return cls(**kwargs)
+
+
+def if_node(backend: str | None = None, **kwargs) -> neuron.IFNode:
+    """A multi-step SpikingJelly ``IFNode`` on the fastest backend of the installed line.
+
+    ``kwargs`` go to ``IFNode`` (``v_threshold``, ``v_reset``, ``surrogate_function``, ...);
+    ``step_mode`` defaults to ``'m'``. ``backend`` overrides the automatic choice (0.0.0.0.14 only).
+    """
+    return _node(neuron.IFNode, backend, **kwargs)
+
+
+def lif_node(backend: str | None = None, **kwargs) -> neuron.LIFNode:
+    """A multi-step SpikingJelly ``LIFNode`` on the fastest backend of the installed line (see :func:`if_node`)."""
+    return _node(neuron.LIFNode, backend, **kwargs)
+
+
+def set_fastest_backend(net: torch.nn.Module, device: torch.device | str | None = None) -> torch.nn.Module:
+    """Move every neuron of ``net`` that supports it to the fastest backend (no-op on SpikingJelly 2.x).
+
+    Call it after ``net.to(device)``; returns ``net``.
+    """
+    backend = fastest_backend(device)
+    if backend is None:
+        return net
+    for m in net.modules():
+        if hasattr(m, "backend") and backend in getattr(m, "supported_backends", ()):
+            if backend == "cupy" and getattr(m, "step_mode", "m") != "m":
+                continue  # cupy kernels are multi-step only
+            m.backend = backend
+    return net
+
+
+def op_counter():
+    """SpikingJelly's ``activation_based.op_counter`` module, or ``None`` on 0.0.0.0.14 (it has none)."""
+    try:
+        return importlib.import_module("spikingjelly.activation_based.op_counter")
+    except ImportError:
+        return None
+
+
+def set_initial_potential(node: torch.nn.Module, v: torch.Tensor) -> None:
+    """Set a neuron's membrane potential to ``v`` (shape ``[B, ...]``, one step's shape) before a run.
+
+    SpikingJelly 2.x silently replaces a float ``v`` or a tensor of the wrong shape by ``v_reset`` on
+    the first step, so we check the shape against the existing state where there is one; call it after
+    ``reset()`` and pass a tensor of exactly the per-step input shape.
+    """
+    if not isinstance(v, torch.Tensor):
+        raise TypeError(f"v: expected a torch.Tensor of the per-step input shape, got {type(v).__name__}")
+    current = getattr(node, "v", None)
+    if isinstance(current, torch.Tensor) and current.dim() > 0 and current.shape != v.shape:
+        raise ValueError(f"v: expected shape {tuple(current.shape)} (the neuron's state), got {tuple(v.shape)}")
+    node.v = v
