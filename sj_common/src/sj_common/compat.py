@@ -123,5 +123,7 @@ def set_initial_potential(node: torch.nn.Module, v: torch.Tensor) -> None:
         raise TypeError(f"v: expected a torch.Tensor of the per-step input shape, got {type(v).__name__}")
     current = getattr(node, "v", None)
     if isinstance(current, torch.Tensor) and current.dim() > 0 and current.shape != v.shape:
-        raise ValueError(f"v: expected shape {tuple(current.shape)} (the neuron's state), got {tuple(v.shape)}")
+        raise ValueError(
+            f"v: expected shape {tuple(current.shape)} (the neuron's state), got {tuple(v.shape)}"
+        )
     node.v = v

@@ -1,0 +1,53 @@
+import pytest
+import torch
+from spikingjelly.activation_based import functional, neuron
+
+from sj_common import compat
+
+pytestmark = pytest.mark.compat
+
+
+def test_nodes_are_multistep_and_reset():
+    node = compat.if_node(v_threshold=1.0)
+    assert isinstance(node, neuron.IFNode) and node.step_mode == "m"
+    x = torch.full((4, 2, 3), 0.6)
+    out = node(x)
+    # constant 0.6 into a reset-to-zero IF neuron: spikes at steps 2 and 4 (potential 1.2, 1.0 after 0.2 + 0.6 + 0.6 - 1)
+    assert out[:, 0, 0].tolist() == [0.0, 1.0, 0.0, 1.0]
+    functional.reset_net(node)
+    assert isinstance(node.v, float) and node.v == 0.0
+    lif = compat.lif_node(tau=2.0)
+    assert isinstance(lif, neuron.LIFNode) and lif.step_mode == "m"
+
+
+def test_backend_choice_matches_line():
+    if compat.LEGACY:
+        assert compat.fastest_backend("cpu") == "torch"
+        assert compat.if_node().backend == "torch"
+        assert compat.op_counter() is None
+    else:
+        assert compat.fastest_backend("cpu") is None
+        with pytest.raises(ValueError, match="backend='cupy'"):
+            compat.if_node(backend="cupy")
+        assert compat.op_counter() is not None
+
+
+def test_set_fastest_backend_returns_net():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 3), compat.if_node())
+    assert compat.set_fastest_backend(net, "cpu") is net
+
+
+def test_initial_potential_is_kept_and_checked():
+    node = compat.if_node(v_threshold=1.0, v_reset=None)
+    x = torch.zeros(1, 2, 3)
+    node(x)  # materialise the state so the shape check has something to compare with
+    functional.reset_net(node)
+    v0 = torch.full((2, 3), 0.95)
+    node.v = torch.zeros(2, 3)
+    compat.set_initial_potential(node, v0)
+    out = node(torch.full((1, 2, 3), 0.1))
+    assert out.sum().item() == 6.0  # 0.95 + 0.1 crosses the threshold everywhere
+    with pytest.raises(ValueError, match=r"v: expected shape \(2, 3\)"):
+        compat.set_initial_potential(node, torch.zeros(5))
+    with pytest.raises(TypeError, match="v: expected a torch.Tensor"):
+        compat.set_initial_potential(node, 0.5)
