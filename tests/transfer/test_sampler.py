@@ -1,0 +1,67 @@
+import pytest
+import torch
+from sj_transfer.sampler import (
+    PowerSchedule,
+    SlidingReplacement,
+    StepSchedule,
+    make_schedule,
+    replacement_probability,
+)
+
+pytestmark = pytest.mark.compat
+
+
+def test_power_schedule_values():
+    s = PowerSchedule(3)
+    assert s(0, 100) == 0.0
+    assert s(25, 100) == pytest.approx(0.015625)
+    assert s(50, 100) == pytest.approx(0.125)
+    assert s(100, 100) == 1.0
+    assert s(150, 100) == 1.0  # clipped
+    assert replacement_probability(794, 1000) == pytest.approx(0.5, abs=0.001)  # P = 0.5 at 79.4 %
+    mean = sum(s(i, 1000) for i in range(1000)) / 1000
+    assert mean == pytest.approx(0.25, abs=0.002)  # 1 / (k + 1)
+
+
+def test_step_schedule_is_no_sliding_ablation():
+    s = make_schedule("no_sliding")
+    assert isinstance(s, StepSchedule)
+    assert [s(i, 10) for i in range(10)] == [0.0] * 5 + [1.0] * 5
+    assert make_schedule("none")(99, 100) == 0.0
+    with pytest.raises(ValueError, match="schedule"):
+        make_schedule("linear")
+    with pytest.raises(ValueError, match="total"):
+        PowerSchedule()(0, 0)
+
+
+def test_per_sample_replacement_rate_and_content():
+    g = torch.Generator().manual_seed(0)
+    sliding = SlidingReplacement("sliding", generator=g)
+    T, B = 3, 4000
+    static = torch.zeros(T, B, 2)
+    event = torch.arange(B, dtype=torch.float32).view(1, B, 1).expand(T, B, 2).contiguous()
+    mixed, mask = sliding(static, event, iteration=50, total=100)  # P = 0.125
+    assert mask.shape == (B,)
+    assert mask.float().mean().item() == pytest.approx(0.125, abs=0.02)
+    # replaced samples carry their own event sequence (all steps), the others stay static
+    assert torch.equal(mixed[:, mask], event[:, mask])
+    assert torch.equal(mixed[:, ~mask], static[:, ~mask])
+    # independent draws per sample over many calls
+    rates = [sliding.mask(200, 80, 100).float().mean().item() for _ in range(50)]
+    assert sum(rates) / len(rates) == pytest.approx(0.512, abs=0.02)
+    # P = 0 leaves the input untouched, P = 1 replaces everything
+    same, m0 = sliding(static, event, 0, 100)
+    assert same is static and not m0.any()
+    full, m1 = sliding(static, event, 100, 100)
+    assert m1.all() and torch.equal(full, event)
+
+
+def test_batch_first_layout_and_errors():
+    s = SlidingReplacement(lambda i, n: 1.0, batch_dim=0)
+    static, event = torch.zeros(5, 3, 2), torch.ones(5, 3, 2)
+    out, m = s(static, event, 1, 2)
+    assert torch.equal(out, event) and m.shape == (5,)
+    with pytest.raises(ValueError, match="shape"):
+        s(static, torch.ones(5, 4, 2), 1, 2)
+    with pytest.raises(ValueError, match="batch_dim"):
+        SlidingReplacement(batch_dim=2)
