@@ -1,0 +1,556 @@
+"""Event-camera data sets read from a local root (never downloaded).
+
+Data sets: N-MNIST, N-Caltech101, CIFAR10-DVS, DVS128 Gesture (N-Omniglot: see :class:`NOmniglot`).
+
+Why not tonic's data set classes directly: tonic 1.7 starts a download whenever its (strict) file check
+fails, lists N-Caltech101 / CIFAR10-DVS files in file-system order and gives N-Caltech101 string labels.
+So each class here lists the files itself (sorted, labels from the folder layout, no event is read), checks
+the layout first and raises :class:`FileNotFoundError` naming the expected paths, and reads samples with
+tonic's readers (``tonic.io.read_mnist_file`` for N-MNIST/N-Caltech101 ``.bin``, ``tonic.io.read_aedat4``
+for the CIFAR10-DVS re-release, tonic's ``.npy`` layout for DVS128 Gesture). The original CIFAR10-DVS
+``.aedat`` files (AER-DAT 2.0) have no tonic 1.7 reader; :func:`read_cifar10dvs_aedat` decodes them.
+
+tonic is GPL-3.0 and optional (``pip install 'sj-common[events]'``): it is imported only when a sample is
+read or framed. Listing a data set (``len``, ``.targets``) needs no tonic.
+
+Every sample is a numpy structured array with fields ``x, y, t, p`` (all int64, ``t`` in microseconds,
+``p`` in {0, 1}) -- the dtype of ``tonic.datasets.NMNIST`` -- so any tonic transform applies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = [
+    "EVENT_DTYPE",
+    "EVENT_DATASETS",
+    "CIFAR10DVS",
+    "DVSGesture",
+    "NCaltech101",
+    "NMNIST",
+    "NOmniglot",
+    "EventFrames",
+    "event_dataset",
+    "read_cifar10dvs_aedat",
+]
+
+#: Common event dtype of every data set here (tonic's N-MNIST dtype: x, y, t, p as int64).
+EVENT_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
+
+_NO_DOWNLOAD = "Nothing is downloaded: fetch the data set yourself and point root at it."
+_TONIC_HINT = "tonic is needed to read event files: pip install 'sj-common[events]' (tonic is GPL-3.0)"
+
+
+def _tonic():
+    try:
+        import tonic
+    except ImportError as e:  # pragma: no cover - exercised only without tonic
+        raise ImportError(_TONIC_HINT) from e
+    return tonic
+
+
+def _natural_key(path: Path):
+    # "cifar10_cat_2" before "cifar10_cat_10": a file order that does not depend on the file system
+    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", path.name)]
+
+
+def _check_split(split: str) -> str:
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return split
+
+
+def _find_dir(candidates: Sequence[Path], what: str, layout: str) -> Path:
+    """Return the first existing candidate folder, or raise naming all of them and the layout."""
+    for c in candidates:
+        if c.is_dir():
+            return c
+    tried = "\n  ".join(str(c) for c in candidates)
+    raise FileNotFoundError(
+        f"{what}: none of the expected folders exists:\n  {tried}\nExpected layout:\n{layout}\n{_NO_DOWNLOAD}"
+    )
+
+
+def _list_class_files(folder: Path, suffixes: tuple[str, ...], classes: Sequence[str] | None, layout: str):
+    """Sorted files per class folder. ``classes`` fixes the expected folder names (all required);
+    None takes every sub-folder (sorted). Raises on missing or empty class folders."""
+    if classes is None:
+        classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        if not classes:
+            raise FileNotFoundError(f"no class folders in {folder}\nExpected layout:\n{layout}")
+    missing = [c for c in classes if not (folder / c).is_dir()]
+    if missing:
+        raise FileNotFoundError(
+            f"class folder(s) missing in {folder}: {missing[:10]}{' ...' if len(missing) > 10 else ''}"
+            f"\nExpected layout:\n{layout}"
+        )
+    files, targets = [], []
+    for label, name in enumerate(classes):
+        found = sorted((p for p in (folder / name).iterdir() if p.suffix in suffixes), key=_natural_key)
+        if not found:
+            raise FileNotFoundError(
+                f"class folder {folder / name} holds no {'/'.join(suffixes)} file\nExpected layout:\n{layout}"
+            )
+        files += found
+        targets += [label] * len(found)
+    return list(classes), files, np.asarray(targets, dtype=np.int64)
+
+
+def _stratified_split(
+    targets: np.ndarray, train_fraction: float, seed: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: ``round(train_fraction * n_c)`` (Python rounding, as the transfer reference) samples go
+    to train, the rest to test. ``seed=None`` keeps file order (first ones train, the reference's split);
+    an int shuffles each class with ``numpy.random.default_rng(seed)`` first. Indices come back sorted."""
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    rng = None if seed is None else np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(targets):
+        idx = np.flatnonzero(targets == c)
+        if rng is not None:
+            idx = rng.permutation(idx)
+        n_train = round(train_fraction * len(idx))
+        train.append(idx[:n_train])
+        test.append(idx[n_train:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def _as_events(x, y, t, p) -> np.ndarray:
+    ev = np.empty(len(t), dtype=EVENT_DTYPE)
+    ev["x"], ev["y"], ev["t"], ev["p"] = x, y, t, p
+    return ev
+
+
+class _EventFolder(Dataset):
+    """Base: a sorted file list with labels; ``__getitem__`` reads one file and applies ``transform``."""
+
+    name = ""
+    sensor_size: tuple[int, int, int] | None = None  # (W, H, P) as tonic
+
+    def __init__(self, root, split: str, transform: Callable | None):
+        if root is None:
+            raise FileNotFoundError(f"{self.name}: root is None; pass the folder that holds the data set")
+        self.root = Path(root).expanduser()
+        self.split = _check_split(split)
+        self.transform = transform
+        self.files: list[Path] = []
+        self.targets = np.zeros(0, dtype=np.int64)
+        self.classes: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _read(self, path: Path) -> np.ndarray:
+        raise NotImplementedError
+
+    def read_events(self, index: int) -> np.ndarray:
+        """The raw events of sample ``index`` (no transform)."""
+        path = self.files[index]
+        try:
+            ev = self._read(path)
+        except ImportError:
+            raise
+        except Exception as e:
+            raise ValueError(f"{self.name}: cannot read {path}: {e}") from e
+        if len(ev) == 0:
+            raise ValueError(f"{self.name}: {path} holds no events")
+        return ev
+
+    def __getitem__(self, index: int):
+        ev = self.read_events(index)
+        if self.transform is not None:
+            ev = self.transform(ev)
+        return ev, int(self.targets[index])
+
+    def _subset(self, keep: np.ndarray) -> None:
+        self.files = [self.files[i] for i in keep]
+        self.targets = self.targets[keep]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, n={len(self)})"
+
+
+def _read_bin(path: Path) -> np.ndarray:
+    """N-MNIST / N-Caltech101 ``.bin`` (5 bytes per event) through tonic's reader."""
+    size = path.stat().st_size
+    if size % 5:
+        raise ValueError(f"size {size} B is not a multiple of 5 (N-MNIST/N-Caltech101 .bin: 5 B per event)")
+    tonic = _tonic()
+    ev = tonic.io.read_mnist_file(str(path), dtype=EVENT_DTYPE)
+    return np.asarray(ev, dtype=EVENT_DTYPE)
+
+
+_NMNIST_LAYOUT = """  root/NMNIST/Train/0/*.bin ... root/NMNIST/Train/9/*.bin  (tonic's layout; also root/Train/...)
+  root/NMNIST/Test/0/*.bin  ... root/NMNIST/Test/9/*.bin   (N-MNIST's Train.zip / Test.zip unpacked)"""
+
+
+class NMNIST(_EventFolder):
+    """N-MNIST (Orchard et al. 2015): 60,000 train / 10,000 test recordings, 34x34 ATIS, official split.
+
+    Args:
+        root: folder holding ``NMNIST/Train`` and ``NMNIST/Test`` (tonic's layout) or ``Train``/``Test``.
+        split: "train" or "test".
+        transform: applied to the structured event array (e.g. ``tonic.transforms.ToFrame``).
+    Item: (events structured array [N] with fields x, y, t, p, label int).
+    """
+
+    name = "N-MNIST"
+    sensor_size = (34, 34, 2)
+    class_names = [
+        f"{d} - {w}" for d, w in enumerate("zero one two three four five six seven eight nine".split())
+    ]
+
+    def __init__(self, root, split: str = "train", transform: Callable | None = None):
+        super().__init__(root, split, transform)
+        sub = "Train" if self.split == "train" else "Test"
+        folder = _find_dir([self.root / "NMNIST" / sub, self.root / sub], self.name, _NMNIST_LAYOUT)
+        _, self.files, self.targets = _list_class_files(
+            folder, (".bin",), [str(d) for d in range(10)], _NMNIST_LAYOUT
+        )
+        self.classes = list(self.class_names)
+
+    def _read(self, path: Path) -> np.ndarray:
+        return _read_bin(path)
+
+
+_NCALTECH_LAYOUT = """  root/NCALTECH101/Caltech101/<class>/image_0001.bin  (tonic's layout; also root/Caltech101/<class>/
+  or root/<class>/): 101 class folders (BACKGROUND_Google, Faces_easy, ..., yin_yang), 8,709 .bin files"""
+
+
+class NCaltech101(_EventFolder):
+    """N-Caltech101 (Orchard et al. 2015): 8,709 recordings, 101 classes, no official split.
+
+    Split (transfer.md section 3): per class ``round(train_fraction * n_c)`` train, the rest test; with the
+    full data set and 0.9 that is 7,839 / 870. ``seed`` (default 0) shuffles each class first; ``seed=None``
+    takes the first files in sorted order (the reference's positional split, made file-system independent:
+    the reference listed files unsorted). Classes are the sorted folder names (class 0 BACKGROUND_Google).
+    Events are shifted so that min x = min y = 0, as tonic does; the sensor size varies per sample
+    (``sensor_size`` is None), so frames need a target ``size`` (see :func:`event_dataset`).
+    """
+
+    name = "N-Caltech101"
+    sensor_size = None
+
+    def __init__(
+        self,
+        root,
+        split: str = "train",
+        transform: Callable | None = None,
+        *,
+        train_fraction: float = 0.9,
+        seed: int | None = 0,
+    ):
+        super().__init__(root, split, transform)
+        r = self.root
+        folder = _find_dir(
+            [r / "NCALTECH101" / "Caltech101", r / "Caltech101", r], self.name, _NCALTECH_LAYOUT
+        )
+        self.classes, self.files, self.targets = _list_class_files(folder, (".bin",), None, _NCALTECH_LAYOUT)
+        train, test = _stratified_split(self.targets, train_fraction, seed)
+        self._subset(train if self.split == "train" else test)
+
+    def _read(self, path: Path) -> np.ndarray:
+        ev = _read_bin(path)
+        if len(ev):
+            ev["x"] -= ev["x"].min()
+            ev["y"] -= ev["y"].min()
+        return ev
+
+
+def read_cifar10dvs_aedat(path) -> np.ndarray:
+    """Decode an original CIFAR10-DVS ``.aedat`` file (AER-DAT 2.0: ``#`` header lines, then big-endian
+    uint32 (address, timestamp) pairs; address bit 0 polarity, bits 1-7 x, bits 8-14 y).
+
+    tonic 1.7 reads only the AEDAT4 re-release, so this small decoder is ours. The output orientation is
+    SpikingJelly's and the transfer reference's: x <- 127 - y_raw, y <- 127 - x_raw, p <- 1 - p_raw.
+    Returns a structured array with :data:`EVENT_DTYPE`.
+    """
+    data = Path(path).read_bytes()
+    pos, version = 0, None
+    while data[pos : pos + 1] == b"#":
+        end = data.find(b"\n", pos)
+        if end < 0:
+            raise ValueError("header line without end")
+        line = data[pos:end].decode("latin-1").strip()
+        if line.startswith("#!AER-DAT"):
+            version = line[len("#!AER-DAT") :]
+        pos = end + 1
+    if version is not None and not version.startswith("2"):
+        raise ValueError(f"AER-DAT version {version}; CIFAR10-DVS .aedat files are AER-DAT 2.0")
+    body = data[pos:]
+    if len(body) % 8:
+        raise ValueError(f"event data of {len(body)} B is not a whole number of 8-byte (address, t) pairs")
+    words = np.frombuffer(body, dtype=">u4").astype(np.int64)
+    addr, t = words[0::2], words[1::2]
+    x_raw, y_raw, p_raw = (addr >> 1) & 0x7F, (addr >> 8) & 0x7F, addr & 1
+    return _as_events(127 - y_raw, 127 - x_raw, t, 1 - p_raw)
+
+
+def _read_cifar10dvs_aedat4(path: Path) -> np.ndarray:
+    tonic = _tonic()
+    try:
+        import aedat  # noqa: F401  (tonic.io.read_aedat4 needs it; tonic does not pull it in)
+    except ImportError as e:
+        raise ImportError(
+            f"{path} is AEDAT4 (tonic's CIFAR10-DVS re-release); reading it needs the 'aedat' package: "
+            "pip install aedat"
+        ) from e
+    raw = tonic.io.read_aedat4(str(path))
+    x = raw["x"].astype(np.int64)
+    y = raw["y"].astype(np.int64)
+    p = raw["on"].astype(np.int64) if "on" in raw.dtype.names else raw["p"].astype(np.int64)
+    # same remap as the original files (transfer.md section 3 applies it to tonic's CIFAR10DVS output)
+    return _as_events(127 - y, 127 - x, raw["t"].astype(np.int64), 1 - p)
+
+
+_CIFAR10DVS_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
+_CIFAR10DVS_LAYOUT = """  root/CIFAR10DVS/<class>/*.aedat4  (tonic 1.7's re-release, class zips unpacked; also root/<class>/)
+  or root/<class>/cifar10_<class>_<i>.aedat  (the original release, AER-DAT 2.0)
+  with the 10 classes airplane automobile bird cat deer dog frog horse ship truck, 1,000 files each"""
+
+
+class CIFAR10DVS(_EventFolder):
+    """CIFAR10-DVS (Li et al. 2017): 10,000 recordings (1,000 per class), 128x128 DVS, no official split.
+
+    Split: per class ``round(train_fraction * n_c)`` train (900 / 100 for the full set), the rest test,
+    seeded shuffle per class (``seed=None``: first files in natural order, the reference's split).
+    Reads the original ``.aedat`` files (:func:`read_cifar10dvs_aedat`) or tonic's ``.aedat4`` re-release
+    (``tonic.io.read_aedat4``, needs ``pip install aedat``); both give the same orientation (see there).
+    """
+
+    name = "CIFAR10-DVS"
+    sensor_size = (128, 128, 2)
+
+    def __init__(
+        self,
+        root,
+        split: str = "train",
+        transform: Callable | None = None,
+        *,
+        train_fraction: float = 0.9,
+        seed: int | None = 0,
+    ):
+        super().__init__(root, split, transform)
+        r = self.root
+        cands = [r / "CIFAR10DVS", r]
+        folder = next((c for c in cands if (c / "airplane").is_dir()), None)
+        if folder is None:
+            tried = "\n  ".join(str(c / "airplane") for c in cands)
+            raise FileNotFoundError(
+                f"{self.name}: no class folder found; looked for\n  {tried}\nExpected layout:\n"
+                f"{_CIFAR10DVS_LAYOUT}\n{_NO_DOWNLOAD}"
+            )
+        self.classes, self.files, self.targets = _list_class_files(
+            folder, (".aedat", ".aedat4"), _CIFAR10DVS_CLASSES, _CIFAR10DVS_LAYOUT
+        )
+        train, test = _stratified_split(self.targets, train_fraction, seed)
+        self._subset(train if self.split == "train" else test)
+
+    def _read(self, path: Path) -> np.ndarray:
+        if path.suffix == ".aedat4":
+            return _read_cifar10dvs_aedat4(path)
+        return read_cifar10dvs_aedat(path)
+
+
+_GESTURE_LAYOUT = """  root/DVSGesture/ibmGestureTrain/user01_fluorescent/0.npy ... 10.npy  (tonic 1.7's preprocessed
+  root/DVSGesture/ibmGestureTest/user24_fluorescent/*.npy              release; also root/ibmGestureTrain/)
+  each <label>.npy an [N, 4] array of (x, y, p, t in ms), label 0..10"""
+
+
+class DVSGesture(_EventFolder):
+    """DVS128 Gesture (Amir et al. 2017), tonic's preprocessed layout: one ``<label>.npy`` per gesture,
+    users 1-23 train / 24-29 test (official split), 11 classes, 128x128 DVS.
+
+    The original IBM release (``DvsGesture/*.aedat`` + ``*_labels.csv``) is not read here (tonic 1.7 reads
+    only its preprocessed copy); a root holding it gets an error saying so. ``.users`` and ``.lighting``
+    give each sample's user number and lighting condition.
+    """
+
+    name = "DVS128 Gesture"
+    sensor_size = (128, 128, 2)
+    class_names = [
+        "Hand clapping",
+        "Right hand wave",
+        "Left hand wave",
+        "Right arm cw",
+        "Right arm ccw",
+        "Left arm cw",
+        "Left arm ccw",
+        "Arm roll",
+        "Air drums",
+        "Air guitar",
+        "Other gestures",
+    ]
+
+    def __init__(self, root, split: str = "train", transform: Callable | None = None):
+        super().__init__(root, split, transform)
+        r = self.root
+        sub = "ibmGestureTrain" if self.split == "train" else "ibmGestureTest"
+        for orig in (r / "DvsGesture" / "trials_to_train.txt", r / "trials_to_train.txt"):
+            if orig.is_file() and not (r / "DVSGesture" / sub).is_dir() and not (r / sub).is_dir():
+                raise FileNotFoundError(
+                    f"{self.name}: {orig.parent} is the original IBM release (.aedat + csv), which this loader "
+                    f"does not read; it reads tonic's preprocessed layout:\n{_GESTURE_LAYOUT}"
+                )
+        folder = _find_dir([r / "DVSGesture" / sub, r / sub], self.name, _GESTURE_LAYOUT)
+        users = sorted(p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"user\d+_.+", p.name))
+        if not users:
+            raise FileNotFoundError(
+                f"no user<NN>_<lighting> folders in {folder}\nExpected layout:\n{_GESTURE_LAYOUT}"
+            )
+        files, targets, self.users, self.lighting = [], [], [], []
+        for u in users:
+            for f in sorted(u.glob("*.npy"), key=_natural_key):
+                if not f.stem.isdigit() or not 0 <= int(f.stem) < len(self.class_names):
+                    raise ValueError(f"{self.name}: file name {f} is not <label>.npy with label 0..10")
+                files.append(f)
+                targets.append(int(f.stem))
+                user, light = u.name.split("_", 1)
+                self.users.append(int(user[4:]))
+                self.lighting.append(light)
+        if not files:
+            raise FileNotFoundError(f"no .npy files under {folder}\nExpected layout:\n{_GESTURE_LAYOUT}")
+        self.files, self.targets = files, np.asarray(targets, dtype=np.int64)
+        self.classes = list(self.class_names)
+
+    def _read(self, path: Path) -> np.ndarray:
+        arr = np.load(path)
+        if arr.ndim != 2 or arr.shape[1] != 4:
+            raise ValueError(f"expected an [N, 4] array (x, y, p, t_ms), got shape {arr.shape}")
+        # as tonic: columns x, y, p, t in ms -> microseconds
+        return _as_events(arr[:, 0], arr[:, 1], (arr[:, 3] * 1000).astype(np.int64), arr[:, 2])
+
+
+class NOmniglot(Dataset):
+    """N-Omniglot (Li et al. 2022) is not available.
+
+    tonic 1.7 has no N-Omniglot reader, and its on-disk format could not be checked here (no recording to
+    test against, no documented layout in the libraries we use), so rather than guess a decoder this class
+    raises :class:`NotImplementedError`. The static side (torchvision Omniglot, drawers 0-14 / 15-19) is in
+    ``sj_common.data.static``.
+    """
+
+    reason = (
+        "N-Omniglot is not supported: tonic 1.7 has no reader for it and its file format could not be "
+        "verified offline; use 'nmnist', 'ncaltech101', 'cifar10dvs' or 'dvsgesture'"
+    )
+
+    def __init__(self, *args, **kwargs):
+        raise NotImplementedError(self.reason)
+
+
+class EventFrames:
+    """Events -> float32 tensor [T, 2, H, W] with ``tonic.transforms.ToFrame(n_time_bins=T)`` (per-bin,
+    per-polarity event counts over the sample's own duration), optionally resized to ``size``.
+
+    ``sensor_size=None`` (N-Caltech101) frames each sample on its own box (max x + 1, max y + 1, always 2
+    polarities, unlike tonic's inference, which drops an absent polarity) and needs ``size``. Resizing is
+    bilinear with ``align_corners=True`` as the transfer reference (transfer.md section 3).
+    A picklable class (not a lambda) so that DataLoader workers can use it.
+    """
+
+    def __init__(self, T: int, sensor_size: tuple[int, int, int] | None, size: tuple[int, int] | None = None):
+        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+            raise ValueError(f"T must be a positive int, got {T!r}")
+        if size is not None:
+            size = (size, size) if isinstance(size, int) else tuple(size)
+            if len(size) != 2 or min(size) < 1:
+                raise ValueError(f"size must be (H, W) with positive ints, got {size!r}")
+        if sensor_size is None and size is None:
+            raise ValueError(
+                "this data set's recordings differ in size (sensor_size None): pass size=(H, W), "
+                "e.g. size=(48, 48) as the transfer method"
+            )
+        self.T, self.sensor_size, self.size = T, sensor_size, size
+
+    def __call__(self, events: np.ndarray) -> torch.Tensor:
+        tonic = _tonic()
+        sensor = self.sensor_size
+        if sensor is None:
+            sensor = (int(events["x"].max()) + 1, int(events["y"].max()) + 1, 2)
+        frames = tonic.transforms.ToFrame(sensor_size=sensor, n_time_bins=self.T)(events)
+        x = torch.from_numpy(np.asarray(frames, dtype=np.float32))
+        if x.shape[0] != self.T:
+            raise ValueError(f"framing gave {x.shape[0]} bins, expected T={self.T}")
+        if self.size is not None and tuple(x.shape[-2:]) != self.size:
+            x = torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=True)
+        return x
+
+    def __repr__(self) -> str:
+        return f"EventFrames(T={self.T}, sensor_size={self.sensor_size}, size={self.size})"
+
+
+class _Compose:
+    def __init__(self, *fns):
+        self.fns = [f for f in fns if f is not None]
+
+    def __call__(self, x):
+        for f in self.fns:
+            x = f(x)
+        return x
+
+
+EVENT_DATASETS: dict[str, type] = {
+    "nmnist": NMNIST,
+    "ncaltech101": NCaltech101,
+    "cifar10dvs": CIFAR10DVS,
+    "dvsgesture": DVSGesture,
+    "nomniglot": NOmniglot,
+}
+
+
+def event_dataset(
+    name: str,
+    root,
+    split: str = "train",
+    T: int | None = None,
+    *,
+    transform: Callable | None = None,
+    size: tuple[int, int] | int | None = None,
+    frame_transform: Callable | None = None,
+    **kwargs,
+) -> Dataset:
+    """Build an event data set by name from a local root.
+
+    Args:
+        name: "nmnist", "ncaltech101", "cifar10dvs", "dvsgesture" ("nomniglot" raises NotImplementedError);
+            case, "-" and "_" are ignored ("N-MNIST", "CIFAR10_DVS" work).
+        root: local folder (see each class for the layout). Nothing is downloaded.
+        split: "train" or "test".
+        T: None -> items are (events structured array, label). An int -> items are (frames float32
+            tensor [T, 2, H, W], label) via :class:`EventFrames`.
+        transform: applied to the events first (e.g. a tonic transform such as Denoise).
+        size: (H, W) to resize frames to (needed for N-Caltech101); only with T.
+        frame_transform: applied to the [T, 2, H, W] tensor last (e.g. a random crop); only with T.
+        **kwargs: passed to the class (``seed``, ``train_fraction`` for N-Caltech101 / CIFAR10-DVS).
+    """
+    key = name.lower().replace("-", "").replace("_", "").replace(" ", "")
+    if key == "dvs128gesture":
+        key = "dvsgesture"
+    if key not in EVENT_DATASETS:
+        raise ValueError(f"unknown event data set {name!r}; expected one of {sorted(EVENT_DATASETS)}")
+    cls = EVENT_DATASETS[key]
+    if T is None:
+        if size is not None or frame_transform is not None:
+            raise ValueError("size and frame_transform need T (frames); got T=None")
+        return cls(root, split, transform, **kwargs)
+    frames = EventFrames(T, cls.sensor_size, size) if cls is not NOmniglot else None
+    return cls(root, split, _Compose(transform, frames, frame_transform), **kwargs)
