@@ -1,0 +1,254 @@
+"""The training wrapper: one ``nn.Module`` holding the student and the distillation head.
+
+``sj_common.engine.fit`` optimizes every parameter of the module it gets and wraps it in DDP, so the
+student and the head live in one module (the reference trained a separate, per-rank-initialised head
+outside DDP, spec 5.3 item 13). The teacher is held *outside* the module tree: it is moved with the
+module (``.to``), but it is not in ``parameters()``, ``state_dict()`` (checkpoints stay student-sized),
+``train()`` (it stays in eval) or DDP (no all-reduce through it, item 7), and it runs under ``no_grad``.
+
+In training mode ``forward`` returns everything the loss needs; in eval mode the student alone runs and
+the head is unused (dropped at test time), so ``evaluate`` measures the student only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
+
+from .head import AlignedMSEHead, BlurredDistillationHead
+from .logits import kd_loss, wsld_loss
+from .taps import FeatureTap
+
+__all__ = ["MODES", "DistillationModel", "distill_step", "student_input"]
+
+#: ``none``: CE only; ``kd``: CE + Hinton KD; ``wsld``: CE + WSLD; ``bkd``: CE + blurred feature loss;
+#: ``mixed``: CE + BKD + WSLD (the paper's main setting); ``kdsnn``: CE + aligned feature MSE (baseline).
+MODES = ("none", "kd", "wsld", "bkd", "mixed", "kdsnn")
+_FEATURE_MODES = ("bkd", "mixed", "kdsnn")
+_LOGIT_MODES = ("kd", "wsld", "mixed")
+
+
+def student_input(x: torch.Tensor, T: int, sequence_input: bool) -> torch.Tensor:
+    """Loader batch -> the student's ``[T, B, ...]``.
+
+    Static images ``[B, C, H, W]`` are repeated ``T`` times (direct encoding); sequences ``[B, T, ...]``
+    (event frames) are transposed.
+    """
+    if sequence_input:
+        if x.dim() < 3:
+            raise ValueError(
+                f"x: expected frames [B, T, ...] (sequence_input=True), got shape {tuple(x.shape)}"
+            )
+        return x.transpose(0, 1).contiguous()
+    if x.dim() != 4:
+        raise ValueError(
+            f"x: expected images [B, C, H, W] (sequence_input=False), got shape {tuple(x.shape)}"
+        )
+    return x.unsqueeze(0).expand(T, *x.shape).contiguous()
+
+
+class DistillationModel(nn.Module):
+    """Student + blurred distillation head, with a frozen teacher alongside.
+
+    Args:
+        student: a multi-step SpikingJelly network, ``[T, B, ...] -> [T, B, K]``.
+        teacher: an ANN ``[B, ...] -> [B, K]`` (or, with ``teacher_T``, an SNN teacher ``[T', B, ...] ->
+            [T', B, K]``, as in the CIFAR10-DVS rows); frozen here. ``None`` only for ``mode='none'``.
+        T: student time steps for static inputs.
+        mode: one of :data:`MODES`.
+        student_layer / teacher_layer: names of the tapped layers (see :mod:`sj_bkd.taps`).
+        example_input: one loader batch's ``x``; with it the head's channels are inferred by a dry run
+            (and layer/shape mismatches fail here, before training). Otherwise pass ``student_channels``
+            and ``teacher_channels``.
+        teacher_kind: ``'cnn'`` (map to map) or ``'vit'`` (pre-logits vector) for the head.
+        alpha, lam, use_clip, token_grid: head options (see :class:`BlurredDistillationHead`).
+        tau, beta: WSLD temperature and weight; ``kd_tau``: Hinton-KD temperature.
+        sequence_input: loader ``x`` is ``[B, T, ...]`` frames rather than a static image.
+        teacher_input_size: resize the teacher's (static) input to this size (e.g. 224 for a ViT teacher
+            on 32x32 CIFAR); ``teacher_interpolation`` 'bicubic' (spec: CIFAR-10 script) or 'bilinear'.
+        teacher_T: the SNN teacher's time steps; its input is the batch's teacher frames.
+
+    ``forward(x, target=None, x_teacher=None)`` returns a dict: ``logits`` ``[B, K]`` (student, mean over
+    T), ``per_step`` ``[T, B, K]``; in training with a teacher also ``teacher_logits`` and ``losses``
+    (``{'bkd': ..., 'wsld': ..., ...}``, each a scalar; the CE is the step function's).
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module | None,
+        *,
+        T: int,
+        mode: str = "mixed",
+        student_layer: str | None = None,
+        teacher_layer: str | None = None,
+        example_input: torch.Tensor | None = None,
+        student_channels: int | None = None,
+        teacher_channels: int | None = None,
+        teacher_kind: str = "cnn",
+        alpha: float | None = None,
+        lam: float = 0.15,
+        use_clip: bool = False,
+        token_grid: tuple[int, int] | None = None,
+        tau: float = 2.0,
+        beta: float = 1.0,
+        kd_tau: float = 4.0,
+        sequence_input: bool = False,
+        teacher_input_size: int | None = None,
+        teacher_interpolation: str = "bilinear",
+        teacher_T: int | None = None,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+        if not isinstance(T, int) or T < 1:
+            raise ValueError(f"T: expected an int >= 1, got {T!r}")
+        if teacher is None and mode != "none":
+            raise ValueError(f"teacher: mode={mode!r} needs a teacher, got None")
+        self.student = student
+        self.T, self.mode, self.sequence_input = T, mode, sequence_input
+        self.tau, self.beta, self.kd_tau = tau, beta, kd_tau
+        self.teacher_input_size, self.teacher_interpolation, self.teacher_T = (
+            teacher_input_size,
+            teacher_interpolation,
+            teacher_T,
+        )
+        # Outside the module tree on purpose (see the module docstring).
+        self.__dict__["teacher"] = None
+        self.student_tap = self.teacher_tap = None
+        self.head: nn.Module | None = None
+        if teacher is None or mode == "none":
+            return
+        teacher.eval().requires_grad_(False)
+        self.__dict__["teacher"] = teacher
+        if mode in _FEATURE_MODES:
+            if not student_layer or not teacher_layer:
+                raise ValueError(f"student_layer/teacher_layer: mode={mode!r} needs both layer names")
+            self.student_tap = FeatureTap(student, student_layer)
+            self.teacher_tap = FeatureTap(teacher, teacher_layer, detach=True)
+            if example_input is not None:
+                student_channels, teacher_channels = self._infer_channels(example_input, teacher_kind)
+            if student_channels is None or teacher_channels is None:
+                raise ValueError(
+                    "student_channels/teacher_channels: pass both, or example_input to infer them"
+                )
+            cls = AlignedMSEHead if mode == "kdsnn" else BlurredDistillationHead
+            self.head = cls(
+                student_channels,
+                teacher_channels,
+                teacher_kind=teacher_kind,
+                alpha=alpha,
+                lam=lam,
+                use_clip=use_clip,
+                token_grid=token_grid,
+            )
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    @property
+    def teacher(self) -> nn.Module | None:
+        return self.__dict__["teacher"]
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        if self.teacher is not None:
+            self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()  # always: BN statistics and dropout of the teacher never change
+        return self
+
+    @torch.no_grad()
+    def _infer_channels(self, x: torch.Tensor, teacher_kind: str) -> tuple[int, int]:
+        was = self.student.training
+        self.student.eval()
+        try:
+            self.student(student_input(x[:2], self.T, self.sequence_input))
+            fs = self.student_tap.pop()
+            self._teacher_forward(x[:2], None)
+            ft = self.teacher_tap.pop()
+        finally:
+            functional.reset_net(self.student)
+            self.student.train(was)
+        # [T, B, C, H, W] maps -> C at dim 2; [T, B, N, D] tokens -> D last
+        cs = fs.shape[2] if fs.dim() == 5 else fs.shape[-1]
+        if teacher_kind == "vit" or ft.dim() in (2, 4):
+            ct = ft.shape[1]
+        else:
+            ct = ft.shape[-1]
+        if fs.dim() == 5 and ft.dim() == 4 and fs.shape[-2:] != ft.shape[-2:]:
+            raise ValueError(
+                f"student_layer/teacher_layer: spatial sizes differ, student {tuple(fs.shape[-2:])} vs "
+                f"teacher {tuple(ft.shape[-2:])}; tap layers of equal resolution"
+            )
+        return int(cs), int(ct)
+
+    @torch.no_grad()
+    def _teacher_forward(self, x: torch.Tensor, x_teacher: torch.Tensor | None) -> torch.Tensor:
+        teacher = self.teacher
+        if self.teacher_T is not None:  # an SNN teacher on its own (longer) frame sequence
+            xt = x_teacher if x_teacher is not None else x
+            z = teacher(student_input(xt, self.teacher_T, True)).mean(0)
+            functional.reset_net(teacher)
+            return z
+        xt = x_teacher if x_teacher is not None else x
+        if self.teacher_input_size is not None and xt.shape[-1] != self.teacher_input_size:
+            kw = {} if self.teacher_interpolation == "nearest" else {"align_corners": False}
+            xt = F.interpolate(xt, size=self.teacher_input_size, mode=self.teacher_interpolation, **kw)
+        return teacher(xt)
+
+    # -- forward ----------------------------------------------------------------------------------
+    def forward(
+        self, x: torch.Tensor, target: torch.Tensor | None = None, x_teacher: torch.Tensor | None = None
+    ) -> dict[str, Any]:
+        per_step = self.student(student_input(x, self.T, self.sequence_input))
+        if per_step.dim() != 3:
+            raise ValueError(f"student output: expected [T, B, K], got shape {tuple(per_step.shape)}")
+        out: dict[str, Any] = {"logits": per_step.mean(0), "per_step": per_step}
+        if not self.training or self.teacher is None:
+            if self.student_tap is not None:
+                self.student_tap.clear()
+            return out
+        z_t = self._teacher_forward(x, x_teacher)
+        out["teacher_logits"] = z_t
+        losses: dict[str, torch.Tensor] = {}
+        if self.head is not None:
+            losses["bkd" if self.mode != "kdsnn" else "kdsnn"] = self.head(
+                self.student_tap.pop(), self.teacher_tap.pop()
+            )
+        if self.mode in ("wsld", "mixed"):
+            if target is None:
+                raise ValueError(f"target: mode={self.mode!r} (WSLD) needs the labels, got None")
+            losses["wsld"] = wsld_loss(out["logits"], z_t, target, tau=self.tau, beta=self.beta)
+        elif self.mode == "kd":
+            losses["kd"] = kd_loss(out["logits"], z_t, tau=self.kd_tau)
+        out["losses"] = losses
+        return out
+
+
+def distill_step(model: nn.Module, batch: Any, ctx) -> Any:
+    """Engine step for :class:`DistillationModel`: ``(x, y)`` or ``(x_student, x_teacher, y)`` batches.
+
+    loss = CE(student logits, y) (label smoothing from the config) + every distillation term; each term
+    is logged (``ce``, ``bkd``, ``wsld``, ``kd``).
+    """
+    from sj_common.engine import StepOutput
+
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        raise ValueError("batch: expected (x, y) or (x_student, x_teacher, y)")
+    x, y = batch[0], batch[-1]
+    x_teacher = batch[1] if len(batch) == 3 else None
+    out = model(x, y, x_teacher)
+    smoothing = ctx.config.label_smoothing if ctx.train else 0.0
+    ce = F.cross_entropy(out["logits"].float(), y, label_smoothing=smoothing)
+    loss, logs = ce, {"ce": float(ce.detach())}
+    for k, v in out.get("losses", {}).items():
+        loss = loss + v
+        logs[k] = float(v.detach())
+    return StepOutput(loss=loss, logits=out["logits"], target=y, logs=logs)
