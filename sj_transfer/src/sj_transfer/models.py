@@ -1,0 +1,139 @@
+"""The paper's VGG-SNN with shared features and two heads (transfer.md section 2), from SpikingJelly parts.
+
+``features``: [conv3x3 - BN - LIF] blocks and 2x2 average pools, all multi-step (``[T, B, C, H, W]``):
+``SeqToANNContainer(Conv2d, BatchNorm2d)`` + ``sj_common.compat.lif_node`` (tau 2, input decay, threshold
+0.5, hard reset to 0 detached, QGateGrad). Two linear heads (static, event) on the flattened last
+feature map, applied per step. The CKA feature is the **membrane potential after reset** of the last
+spiking layer (before the final pool), recorded with SpikingJelly's ``store_v_seq``: it carries more
+information than the binary spikes (spec pitfall 1).
+
+Deliberate deviation (spec appendix 6.10): BatchNorm normalises over ``T * B`` (SpikingJelly's
+``SeqToANNContainer``) instead of once per time step; the two branches still run as separate passes
+(never concatenated), so BN statistics are never mixed across domains within one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+from sj_common.compat import lif_node
+from spikingjelly.activation_based import layer
+
+from .surrogate import QGateGrad
+
+__all__ = ["TransferVGGSNN", "PAPER_CFG", "SMALL_CFG"]
+
+#: The paper's feature extractor: 8 conv layers, 4 pools (48 -> 3).
+PAPER_CFG: tuple = (64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P")
+#: A CPU-sized version for the embedded MNIST-5k default (3 conv layers, 3 pools: 34 -> 4).
+SMALL_CFG: tuple = (16, "P", 32, "P", 64, "P")
+
+
+class TransferVGGSNN(nn.Module):
+    """VGG-SNN with shared spiking features, a static head and an event head.
+
+    Args:
+        num_classes: number of classes ``K`` (both heads).
+        in_channels: input channels (2 polarities).
+        image_size: input height = width (48 in the paper).
+        cfg: conv widths and ``"P"`` (2x2 average pool), in order (:data:`PAPER_CFG` by default).
+        tau, v_threshold: LIF parameters (2.0, 0.5).
+        surrogate_function: spike surrogate (default :class:`~sj_transfer.surrogate.QGateGrad`, alpha 2).
+        static_head: build the static head (False for the event-only baseline).
+        backend: neuron backend override (0.0.0.0.14 only; None = fastest available).
+
+    Shapes: ``forward(x [T, B, C, H, W], head="event") -> logits [T, B, K]``;
+    ``forward_features`` also returns the tap ``[T, B, C_last, H_last, W_last]``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 2,
+        image_size: int = 48,
+        cfg: Sequence = PAPER_CFG,
+        tau: float = 2.0,
+        v_threshold: float = 0.5,
+        surrogate_function: nn.Module | None = None,
+        static_head: bool = True,
+        backend: str | None = None,
+    ):
+        super().__init__()
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes: expected an int >= 2, got {num_classes!r}")
+        if not any(v != "P" for v in cfg):
+            raise ValueError(f"cfg: expected at least one conv width, got {list(cfg)!r}")
+        self.in_channels, self.image_size, self.num_classes = in_channels, image_size, num_classes
+        layers: list[nn.Module] = []
+        c, size = in_channels, image_size
+        for v in cfg:
+            if v == "P":
+                layers.append(layer.SeqToANNContainer(nn.AvgPool2d(2)))
+                size //= 2
+                continue
+            layers.append(
+                layer.SeqToANNContainer(
+                    nn.Conv2d(c, int(v), 3, padding=1, bias=False), nn.BatchNorm2d(int(v))
+                )
+            )
+            layers.append(
+                lif_node(
+                    backend=backend,
+                    tau=float(tau),
+                    decay_input=True,
+                    v_threshold=float(v_threshold),
+                    v_reset=0.0,
+                    detach_reset=True,
+                    surrogate_function=surrogate_function if surrogate_function is not None else QGateGrad(),
+                )
+            )
+            c = int(v)
+        if size < 1:
+            raise ValueError(f"image_size: {image_size} is too small for {list(cfg).count('P')} pools")
+        self.features = nn.Sequential(*layers)
+        # index, not a second attribute: a module registered twice would appear twice in modules()
+        self._tap_index = max(i for i, m in enumerate(layers) if hasattr(m, "v_threshold"))
+        self.tap.store_v_seq = True  # membrane potential after reset, every step
+        self.feature_dim = c * size * size
+        self.event_head = layer.SeqToANNContainer(nn.Flatten(), nn.Linear(self.feature_dim, num_classes))
+        self.static_head = (
+            layer.SeqToANNContainer(nn.Flatten(), nn.Linear(self.feature_dim, num_classes))
+            if static_head
+            else None
+        )
+
+    @property
+    def tap(self) -> nn.Module:
+        """The last spiking layer, whose ``v_seq`` is the CKA feature."""
+        return self.features[self._tap_index]
+
+    def _check(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.dim() != 5:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x: expected multi-step frames [T, B, {self.in_channels}, H, W], got {shape}")
+        if x.shape[2] != self.in_channels or x.shape[3] != self.image_size or x.shape[4] != self.image_size:
+            raise ValueError(
+                f"x: expected [T, B, {self.in_channels}, {self.image_size}, {self.image_size}], got {tuple(x.shape)}"
+            )
+
+    def forward_features(self, x: torch.Tensor, head: str = "event") -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits [T, B, K], membrane potential after reset of the last LIF [T, B, C, h, w])``.
+
+        The caller resets the network between passes (``functional.reset_net``); the wrapper in
+        :mod:`sj_transfer.train` does.
+        """
+        self._check(x)
+        if head not in ("event", "static"):
+            raise ValueError(f"head: expected 'event' or 'static', got {head!r}")
+        if head == "static" and self.static_head is None:
+            raise ValueError("head: 'static' requested but this network was built with static_head=False")
+        spikes = self.features(x)
+        v_seq = self.tap.v_seq
+        logits = (self.static_head if head == "static" else self.event_head)(spikes)
+        return logits, v_seq
+
+    def forward(self, x: torch.Tensor, head: str = "event") -> torch.Tensor:
+        """``x [T, B, C, H, W] -> logits [T, B, K]`` of the chosen head (the event head by default)."""
+        return self.forward_features(x, head)[0]
