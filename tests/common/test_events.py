@@ -89,6 +89,13 @@ def test_real_nmnist_fixture_through_reader(tmp_path):
     assert abs(frames[:, 1].sum().item() - 2145) <= 1 and abs(frames[:, 0].sum().item() - 2180) <= 1
     # three saccades of ~105 ms: every one of 10 bins over 311 ms holds events
     assert (frames.sum((1, 2, 3)) > 0).all()
+    # default framing is exactly tonic's ToFrame(n_time_bins=T); bins="cover" counts every event
+    import tonic
+
+    ref = tonic.transforms.ToFrame(sensor_size=NMNIST.sensor_size, n_time_bins=10)(ev.copy())
+    np.testing.assert_array_equal(frames.numpy(), ref.astype(np.float32))
+    cover, _ = event_dataset("nmnist", tmp_path, "test", T=10, bins="cover")[7]
+    assert cover.sum().item() == 4325 and cover[:, 1].sum().item() == 2145
 
 
 # ---------------------------------------------------------------- N-MNIST synthetic

@@ -107,7 +107,11 @@ def _stratified_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per class: ``round(train_fraction * n_c)`` (Python rounding, as the transfer reference) samples go
     to train, the rest to test. ``seed=None`` keeps file order (first ones train, the reference's split);
-    an int shuffles each class with ``numpy.random.default_rng(seed)`` first. Indices come back sorted."""
+    an int shuffles each class with ``numpy.random.default_rng(seed)`` first. Indices come back sorted.
+
+    Not :func:`sj_common.data.splits.stratified_split`: that one rounds by largest remainder (a class of
+    45 gives 41 / 4, the reference 40 / 5, so N-Caltech101 would not come out 7,839 / 870) and always
+    shuffles (no positional mode)."""
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
     rng = None if seed is None else np.random.default_rng(seed)
@@ -458,16 +462,25 @@ class NOmniglot(Dataset):
 
 
 class EventFrames:
-    """Events -> float32 tensor [T, 2, H, W] with ``tonic.transforms.ToFrame(n_time_bins=T)`` (per-bin,
-    per-polarity event counts over the sample's own duration), optionally resized to ``size``.
+    """Events -> float32 tensor [T, 2, H, W] of per-bin, per-polarity event counts over the sample's own
+    duration, optionally resized to ``size``.
 
+    ``bins="tonic"`` (default) is exactly ``tonic.transforms.ToFrame(sensor_size, n_time_bins=T)`` (the
+    transfer reference's framing; it leaves out the last event); ``bins="cover"`` counts every event. Both
+    through :func:`sj_common.data.frames.events_to_frames` (no tonic needed, bounds checked).
     ``sensor_size=None`` (N-Caltech101) frames each sample on its own box (max x + 1, max y + 1, always 2
     polarities, unlike tonic's inference, which drops an absent polarity) and needs ``size``. Resizing is
     bilinear with ``align_corners=True`` as the transfer reference (transfer.md section 3).
     A picklable class (not a lambda) so that DataLoader workers can use it.
     """
 
-    def __init__(self, T: int, sensor_size: tuple[int, int, int] | None, size: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        T: int,
+        sensor_size: tuple[int, int, int] | None,
+        size: tuple[int, int] | int | None = None,
+        bins: str = "tonic",
+    ):
         if not isinstance(T, int) or isinstance(T, bool) or T < 1:
             raise ValueError(f"T must be a positive int, got {T!r}")
         if size is not None:
@@ -479,23 +492,25 @@ class EventFrames:
                 "this data set's recordings differ in size (sensor_size None): pass size=(H, W), "
                 "e.g. size=(48, 48) as the transfer method"
             )
-        self.T, self.sensor_size, self.size = T, sensor_size, size
+        if bins not in ("tonic", "cover"):
+            raise ValueError(f"bins must be 'tonic' or 'cover', got {bins!r}")
+        self.T, self.sensor_size, self.size, self.bins = T, sensor_size, size, bins
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:
-        tonic = _tonic()
+        from .frames import events_to_frames
+
         sensor = self.sensor_size
         if sensor is None:
             sensor = (int(events["x"].max()) + 1, int(events["y"].max()) + 1, 2)
-        frames = tonic.transforms.ToFrame(sensor_size=sensor, n_time_bins=self.T)(events)
-        x = torch.from_numpy(np.asarray(frames, dtype=np.float32))
-        if x.shape[0] != self.T:
-            raise ValueError(f"framing gave {x.shape[0]} bins, expected T={self.T}")
+        x = torch.from_numpy(events_to_frames(events, sensor, self.T, bins=self.bins, dtype=np.float32))
         if self.size is not None and tuple(x.shape[-2:]) != self.size:
             x = torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=True)
         return x
 
     def __repr__(self) -> str:
-        return f"EventFrames(T={self.T}, sensor_size={self.sensor_size}, size={self.size})"
+        return (
+            f"EventFrames(T={self.T}, sensor_size={self.sensor_size}, size={self.size}, bins={self.bins!r})"
+        )
 
 
 class _Compose:
@@ -526,6 +541,7 @@ def event_dataset(
     transform: Callable | None = None,
     size: tuple[int, int] | int | None = None,
     frame_transform: Callable | None = None,
+    bins: str = "tonic",
     **kwargs,
 ) -> Dataset:
     """Build an event data set by name from a local root.
@@ -540,6 +556,7 @@ def event_dataset(
         transform: applied to the events first (e.g. a tonic transform such as Denoise).
         size: (H, W) to resize frames to (needed for N-Caltech101); only with T.
         frame_transform: applied to the [T, 2, H, W] tensor last (e.g. a random crop); only with T.
+        bins: "tonic" (ToFrame's time bins, default) or "cover" (every event counted); see EventFrames.
         **kwargs: passed to the class (``seed``, ``train_fraction`` for N-Caltech101 / CIFAR10-DVS).
     """
     key = name.lower().replace("-", "").replace("_", "").replace(" ", "")
@@ -552,5 +569,5 @@ def event_dataset(
         if size is not None or frame_transform is not None:
             raise ValueError("size and frame_transform need T (frames); got T=None")
         return cls(root, split, transform, **kwargs)
-    frames = EventFrames(T, cls.sensor_size, size) if cls is not NOmniglot else None
+    frames = EventFrames(T, cls.sensor_size, size, bins) if cls is not NOmniglot else None
     return cls(root, split, _Compose(transform, frames, frame_transform), **kwargs)
