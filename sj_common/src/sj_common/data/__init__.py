@@ -1,0 +1,55 @@
+"""Data sets for the sj-plugins: the embedded default, the saccade event emulator, frames, pairing, splits.
+
+Every data set is a torch ``Dataset`` with ``.targets`` (int64 numpy array, readable without loading
+samples) and ``.classes`` (list of str). Names are imported on first use (module ``__getattr__``), so
+``import sj_common.data`` is cheap and never imports tonic (GPL-3.0, the optional ``[events]`` extra):
+
+* embedded (no root, no download): :class:`MNIST5k`, :class:`Digits8x8`, :class:`MNIST5kEvents`
+* emulator: :class:`SaccadeEmulator`, :func:`emulate_saccades`, :data:`EVENT_DTYPE`
+* frames: :func:`events_to_frames`, :class:`FrameCache`, :class:`CachedFrames`
+* pairing: :class:`PairedStaticEvent`, :func:`encode_static`
+* splits: :func:`stratified_split`, :func:`stratified_subset`
+* local roots: :func:`event_dataset`, :data:`EVENT_DATASETS` (``sj_common.data.events``, needs tonic),
+  :func:`static_dataset`, :data:`STATIC_DATASETS` (``sj_common.data.static``)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "MNIST5k": "embedded",
+    "Digits8x8": "embedded",
+    "MNIST5kEvents": "embedded",
+    "load_mnist5k": "embedded",
+    "load_digits8x8": "embedded",
+    "SaccadeEmulator": "emulator",
+    "emulate_saccades": "emulator",
+    "saccade_path": "emulator",
+    "EVENT_DTYPE": "emulator",
+    "events_to_frames": "frames",
+    "FrameCache": "frames",
+    "CachedFrames": "frames",
+    "PairedStaticEvent": "paired",
+    "encode_static": "paired",
+    "stratified_split": "splits",
+    "stratified_subset": "splits",
+    "event_dataset": "events",
+    "EVENT_DATASETS": "events",
+    "static_dataset": "static",
+    "STATIC_DATASETS": "static",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
