@@ -379,6 +379,12 @@ def test_bad_arguments(tmp_path):
         event_dataset("nmnist", tmp_path, "train", T=0)
     with pytest.raises(ValueError, match="need T"):
         event_dataset("nmnist", tmp_path, "train", size=48)
+    with pytest.raises(ValueError, match="need T"):
+        event_dataset("nmnist", tmp_path, "train", bins="cover")
+    x, _ = event_dataset("nmnist", tmp_path, "train", T=np.int64(2))[0]
+    assert x.shape == (2, 2, 34, 34)
+    with pytest.raises(ValueError, match="bins must be"):
+        EventFrames(4, (34, 34, 2), bins="even")
     with pytest.raises(ValueError, match="size must be"):
         EventFrames(4, (34, 34, 2), size=(0, 4))
     with pytest.raises(NotImplementedError, match="tonic 1.7 has no reader"):

@@ -19,6 +19,7 @@ Every sample is a numpy structured array with fields ``x, y, t, p`` (all int64, 
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -481,8 +482,9 @@ class EventFrames:
         size: tuple[int, int] | int | None = None,
         bins: str = "tonic",
     ):
-        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+        if not isinstance(T, numbers.Integral) or isinstance(T, bool) or T < 1:
             raise ValueError(f"T must be a positive int, got {T!r}")
+        T = int(T)
         if size is not None:
             size = (size, size) if isinstance(size, int) else tuple(size)
             if len(size) != 2 or min(size) < 1:
@@ -566,8 +568,8 @@ def event_dataset(
         raise ValueError(f"unknown event data set {name!r}; expected one of {sorted(EVENT_DATASETS)}")
     cls = EVENT_DATASETS[key]
     if T is None:
-        if size is not None or frame_transform is not None:
-            raise ValueError("size and frame_transform need T (frames); got T=None")
+        if size is not None or frame_transform is not None or bins != "tonic":
+            raise ValueError("size, frame_transform and bins need T (frames); got T=None")
         return cls(root, split, transform, **kwargs)
     frames = EventFrames(T, cls.sensor_size, size, bins) if cls is not NOmniglot else None
     return cls(root, split, _Compose(transform, frames, frame_transform), **kwargs)
