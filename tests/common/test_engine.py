@@ -157,6 +157,7 @@ def test_outputs_results_json_best_and_test(tmp_path, capsys):
     ):
         assert key in saved and key in r
     assert saved["method"] == "unit" and saved["seed"] == 0 and saved["config"]["epochs"] == 2
+    assert saved["config"]["amp"] is True and saved["amp"] is False  # AMP asked for, skipped on CPU
     assert {"torch", "spikingjelly", "numpy", "python"} <= saved["versions"].keys()
     assert saved["steps"] == 6 and len(saved["history"]) == 2  # max_steps_per_epoch honoured
     assert (out / "best.pt").is_file() and (out / "checkpoint.pt").is_file()
@@ -223,3 +224,34 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="requires_grad"):
         frozen = make_model().requires_grad_(False)
         fit(frozen, make_data(), config=cfg(tmp_path, "w"), step=STEP)
+
+
+@pytest.mark.compat
+def test_resume_of_finished_run_and_missing_checkpoint(tmp_path, capsys):
+    data = make_data(16)
+    c = cfg(tmp_path, "done", epochs=1)
+    m = make_model()
+    first = fit(m, data, data, data, config=c, step=STEP)
+    w = weights(m)
+    c.resume = True
+    again = fit(make_model(seed=4), data, data, data, config=c, step=STEP)  # nothing left to train
+    assert again["steps"] == first["steps"] and again["test_acc1"] == first["test_acc1"]
+    assert len(again["history"]) == 1
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_checkpoint(tmp_path / "nope.pt")
+    c2 = cfg(tmp_path, "fresh", epochs=1, resume=True)  # resume without a checkpoint starts from scratch
+    m2 = make_model()
+    fit(m2, data, data, config=c2, step=STEP)
+    assert all(torch.equal(w[k], weights(m2)[k]) for k in w)
+    assert "starting from scratch" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="AMP is used on CUDA only")
+def test_amp_on_cuda(tmp_path):
+    data = make_data()
+    r = fit(make_model(), data, data, config=cfg(tmp_path, "amp", amp=True, device="cuda"), step=STEP)
+    assert r["amp"] is True and r["device"].startswith("cuda")
+    ck = load_checkpoint(tmp_path / "amp" / "checkpoint.pt")
+    assert ck["scaler"]  # GradScaler state saved for resume
+    r_cpu = fit(make_model(), data, config=cfg(tmp_path, "cpu", amp=True, device="cpu"), step=STEP)
+    assert r_cpu["amp"] is False  # amp is skipped on CPU

@@ -390,6 +390,13 @@ def fit(
     ckpt_path = out_dir / CHECKPOINT
     if cfg.resume and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path, net, map_location=device)
+        changed = {
+            k: (v, getattr(cfg, k))
+            for k, v in ckpt.get("config", {}).items()
+            if k not in ("resume", "progress", "out", "tensorboard") and getattr(cfg, k, v) != v
+        }
+        if changed and main:  # e.g. another batch_size shifts the samples a mid-epoch resume skips
+            print(f"resume: config differs from the checkpoint's (was, now): {changed}", flush=True)
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
