@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from sj_common.compat import lif_node
@@ -55,6 +56,14 @@ def make_data(n: int = 60, seed: int = 1) -> TensorDataset:
     return TensorDataset(x, y)
 
 
+class Noisy(TensorDataset):
+    """A random data transform drawn from the global RNGs: a resume must restore them too."""
+
+    def __getitem__(self, i):
+        x, y = super().__getitem__(i)
+        return x + 0.1 * torch.rand_like(x) + float(np.random.rand()), y
+
+
 def cfg(tmp_path, name, **kw) -> TrainConfig:
     base_kw = dict(
         out=str(tmp_path / name), epochs=2, batch_size=8, lr=0.05, progress=False, tensorboard=False
@@ -86,7 +95,7 @@ STEP = classification_step(sequence_input=True, loss="tet")
 @pytest.mark.compat
 @pytest.mark.parametrize("every,crash", [(3, 10), (0, 8)], ids=["mid-epoch", "epoch-boundary"])
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, every, crash):
-    data = make_data()
+    data = Noisy(*make_data().tensors)
     full = make_model()
     r_full = fit(full, data, data, config=cfg(tmp_path, "full", optimizer="sgd", warmup_epochs=1), step=STEP)
 

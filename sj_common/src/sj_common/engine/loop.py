@@ -7,6 +7,7 @@ checkpoints with exact resume, tqdm, TensorBoard, ``results.json`` - is done her
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -372,7 +373,7 @@ def fit(
 
     def save(path: Path) -> None:
         # Per-rank parts (RNG states, partial-epoch sums) are gathered: every rank must call save().
-        per_rank = D.all_gather_object({"rng": rng_state(), "meter": state["meter"]})
+        parts = D.all_gather_object({"rng": rng_state(), "meter": state["meter"]})
         if main:
             ckpt = {
                 "model": net.state_dict(),
@@ -381,7 +382,7 @@ def fit(
                 "scaler": scaler.state_dict(),
                 "config": cfg.to_dict(),
                 "world_size": world,
-                "per_rank": per_rank,
+                "per_rank": parts,
                 **state,
                 "elapsed_s": elapsed(),
             }
@@ -402,10 +403,10 @@ def fit(
         scaler.load_state_dict(ckpt["scaler"])
         state.update({k: ckpt[k] for k in state})
         previous_s = ckpt.get("elapsed_s", 0.0)
-        per_rank = ckpt.get("per_rank") or []
-        if len(per_rank) == world:
-            set_rng_state(per_rank[rank]["rng"])
-            state["meter"] = per_rank[rank]["meter"]
+        parts = ckpt.get("per_rank") or []
+        if len(parts) == world:
+            set_rng_state(parts[rank]["rng"])
+            state["meter"] = parts[rank]["meter"]
         elif main:
             print(
                 f"resume: checkpoint was written by {ckpt.get('world_size')} processes, now {world}: "
@@ -448,9 +449,8 @@ def fit(
             disable=not (main and cfg.progress),
             dynamic_ncols=True,
         )
-        for i, batch in enumerate(loader, start=start):
-            if i >= steps_per_epoch:
-                break
+        # islice: never fetch a batch past max_steps_per_epoch (a fetch may consume RNG)
+        for i, batch in enumerate(itertools.islice(loader, steps_per_epoch - start), start=start):
             batch = to_device(batch, device)
             ctx = StepContext(epoch, state["global_step"], total_steps, steps_per_epoch, device, True, cfg)
             with _autocast(device, use_amp):
@@ -470,16 +470,16 @@ def fit(
             scheduler.step()
             functional.reset_net(net)
 
-            n = int(out.target.shape[0])
-            meter.update(out, n, {**hook_logs, "loss_total": float(loss.detach())})
+            loss_value = float(loss.detach())
+            meter.update(out, int(out.target.shape[0]), {**hook_logs, "loss_total": loss_value})
             state["global_step"] += 1
             state["step_in_epoch"] = i + 1
             state["meter"] = meter.sums
             bar.update(1)
             if main:
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             if writer is not None:
-                writer.add_scalar("train/loss_step", float(loss.detach()), state["global_step"])
+                writer.add_scalar("train/loss_step", loss_value, state["global_step"])
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], state["global_step"])
             if cfg.checkpoint_every_steps and state["global_step"] % cfg.checkpoint_every_steps == 0:
                 save(ckpt_path)
