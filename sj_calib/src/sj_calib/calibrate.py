@@ -1,0 +1,109 @@
+"""``calibrate(snn, rho=4)``: turn any SNN of IF neurons into an offset-spike-calibrated one in one call.
+
+Accepts a :class:`~sj_calib.convert.SpikingNet` (from :func:`sj_calib.convert`) or any SpikingJelly network
+whose neurons are ``IFNode`` with soft reset (``v_reset=None``), e.g. the output of SpikingJelly's own
+``ann2snn.Converter`` (``VoltageScaler(1/s) -> IFNode -> VoltageScaler(s)``). Each IF neuron becomes an
+:class:`~sj_calib.offset_spike.OffsetSpikeIF` with the same threshold and v_0 = theta/2 (the method's
+initial potential; SpikingJelly's converter starts at 0), and the network runs layer by layer on
+time-flattened tensors (SpikingJelly layers are switched to single-step mode for that, their
+``SeqToANNContainer`` unwrapped). Calibration is online: per batch, per sample, nothing is learned or
+stored between batches (spec 3.5).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from spikingjelly.activation_based import base, functional, layer, neuron
+from torch import nn
+
+from .convert import SpikingNet, TimeFlattened, _sample_ndim, _swap, spiking_layers
+from .offset_spike import OffsetSpikeIF, _check
+
+__all__ = ["calibrate", "OffsetSpikeCalibrator"]
+
+#: the design doc's name for the calibrating layer
+OffsetSpikeCalibrator = OffsetSpikeIF
+
+
+def calibrate(
+    snn: nn.Module,
+    rho: int = 4,
+    *,
+    shift: str = "reference",
+    saturate: str = "reference",
+    iterations: int = 1,
+    T: int | None = None,
+    sample_ndim: int | None = None,
+) -> SpikingNet:
+    """Return a calibrating copy of ``snn`` (``snn`` itself is not modified).
+
+    Args:
+        snn: a :class:`SpikingNet` or any module holding SpikingJelly ``IFNode`` neurons (soft reset).
+        rho: pre-simulation steps per layer (spec default 4; 0 = no calibration, v_0 = theta/2).
+        shift, saturate, iterations: see :func:`sj_calib.offset_spike_if`.
+        T: default time steps for static input (kept from a ``SpikingNet`` when ``None``).
+        sample_ndim: dims of one static input batch, inferred from the first conv/linear when ``None``.
+
+    Returns:
+        A :class:`SpikingNet`: ``out = net(x_seq)`` with ``x_seq`` ``[T, B, ...]`` gives ``[T, B, K]``;
+        with ``net.T`` set it also takes a static ``[B, ...]`` batch. Latency: ``T`` main steps,
+        ``iterations * rho + T`` neuron updates per layer, about ``D * rho + T`` end to end when streaming.
+    """
+    _check(_probe(rho), 1.0, rho, shift, saturate, iterations)
+    if isinstance(snn, SpikingNet):
+        net = copy.deepcopy(snn)
+        for _, m in spiking_layers(net):
+            m.rho, m.shift, m.saturate, m.iterations = rho, shift, saturate, iterations
+        if T is not None:
+            net.T = T
+        return net
+    if not isinstance(snn, nn.Module):
+        raise TypeError(f"snn: expected an nn.Module, got {type(snn).__name__}")
+    found = [(n, m) for n, m in snn.named_modules() if isinstance(m, base.MemoryModule) and n]
+    ifs = [(n, m) for n, m in found if isinstance(m, neuron.IFNode)]
+    if not ifs:
+        names = ", ".join(f"{n} ({type(m).__name__})" for n, m in found) or "none"
+        raise ValueError(f"snn: no SpikingJelly IFNode found to calibrate (stateful modules: {names})")
+    others = [(n, m) for n, m in found if not isinstance(m, neuron.IFNode) and not _inside(n, ifs)]
+    if others:
+        listing = ", ".join(f"{n} ({type(m).__name__})" for n, m in others)
+        raise ValueError(f"snn: offset-spike calibration needs IF neurons only; found {listing}")
+    for n, m in ifs:
+        if m.v_reset is not None:
+            raise ValueError(
+                f"snn: neuron {n!r} has hard reset (v_reset={m.v_reset}); COS needs v_reset=None"
+            )
+        if not isinstance(m.v_threshold, (int, float)) or not m.v_threshold > 0:
+            raise ValueError(
+                f"snn: neuron {n!r} has v_threshold={m.v_threshold!r}; expected a positive float"
+            )
+    nd = sample_ndim if sample_ndim is not None else _sample_ndim(snn)
+    body = copy.deepcopy(snn).eval()
+    functional.set_step_mode(body, "s")  # stateless SJ layers then act on the [T*B, ...] stream
+
+    def swap(m):
+        if isinstance(m, neuron.IFNode):
+            return TimeFlattened(
+                OffsetSpikeIF(
+                    float(m.v_threshold), rho, shift=shift, saturate=saturate, iterations=iterations
+                )
+            )
+        if isinstance(m, layer.SeqToANNContainer):
+            return nn.Sequential(*m.children())
+        return None
+
+    _swap(body, swap)
+    for p in body.parameters():
+        p.requires_grad_(False)
+    return SpikingNet(body, nd, T)
+
+
+def _inside(name: str, ifs) -> bool:
+    return any(name.startswith(n + ".") for n, _ in ifs)
+
+
+def _probe(rho):
+    import torch
+
+    return torch.zeros(max(rho, 1) if isinstance(rho, int) and rho >= 0 else 1, 1)

@@ -1,0 +1,317 @@
+"""Offset-spike calibration (COS, Hao et al., ICLR 2023) of one IF layer: the pure function and the layer.
+
+For every sample and neuron, the layer pre-simulates ``rho`` steps on its real input, reads the residual
+potential to find neurons with one spike too many (``v_rho < 0`` with at least one spike) or too few
+(``v_rho >= 1``), moves their initial potential down / up, resets and runs the ``T`` main steps on the
+same inputs (the first ``rho`` replayed). Spec: ``shared/methods/calib.md`` section 3.
+
+Reused from SpikingJelly: the neuron itself (``IFNode(v_threshold=1, v_reset=None)``, soft reset, fires at
+``H >= 1``, built through ``sj_common.compat.if_node`` so both SpikingJelly lines work) and
+``base.MemoryModule`` for the layer. SpikingJelly has no offset-spike calibration, hence this module.
+
+Fixes of the reference code (documented in the spec, section 5.1):
+
+* the time dimension is explicit (``[T, B, ...]``), never guessed from the batch size;
+* ``T < rho`` is a clear error here (the pre-simulation needs ``rho`` real inputs); networks handle it by
+  simulating ``max(T, rho)`` steps and reading the first ``T`` (see :class:`sj_calib.SpikingNet`);
+* the dead/buggy multi-pass machinery is replaced by a clean ``iterations`` option that re-detects from
+  the shifted potential every pass;
+* the optional ``shift='theta'`` (exactly one spike by the shift lemma) and ``saturate='skip'`` (no
+  1001-theta pin for neurons that fired at every pre-simulation step) variants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from sj_common.compat import if_node, set_initial_potential
+from spikingjelly.activation_based import base
+
+__all__ = [
+    "offset_spike_if",
+    "offset_spike_if_with_info",
+    "CalibrationInfo",
+    "OffsetSpikeIF",
+    "offset_buckets",
+]
+
+_SHIFTS = ("reference", "theta")
+_SATURATES = ("reference", "skip")
+#: reference constants (spec 4.1): firing-test margins and the "no spike / no silent step" sentinels
+_MARGIN_DOWN, _MARGIN_UP, _SENTINEL = 0.999, 1.001, 1000.0
+
+
+@dataclass
+class CalibrationInfo:
+    """What one calibrated run did, all in threshold units, per sample and neuron (shape ``[B, ...]``).
+
+    ``v0``: the initial potential used for the main run (1/2 where nothing was shifted).
+    ``lowered`` / ``raised`` / ``saturated``: the first pass's masks (one spike too many / too few /
+    fired at every pre-simulation step with ``v_rho >= 1``).
+    ``offset_before`` / ``offset_after``: offset spikes psi = N - D over the ``rho``-step window, before
+    the shift (N from the plain pre-simulation) and after it (N from the first ``rho`` main steps);
+    D = clip(floor(U + 1/2), 0, rho) is the layer-local QCFS target with L = rho, U the summed input.
+    ``presim_steps``: neuron updates spent on pre-simulation (``iterations * rho``).
+    """
+
+    v0: torch.Tensor
+    lowered: torch.Tensor
+    raised: torch.Tensor
+    saturated: torch.Tensor
+    offset_before: torch.Tensor
+    offset_after: torch.Tensor
+    presim_steps: int
+
+
+def _check(x_seq, v_threshold, rho, shift, saturate, iterations) -> float:
+    if not isinstance(x_seq, torch.Tensor) or not x_seq.is_floating_point():
+        raise TypeError(
+            f"x_seq: expected a floating-point tensor [T, B, ...], got {type(x_seq).__name__}"
+            + (f" of dtype {x_seq.dtype}" if isinstance(x_seq, torch.Tensor) else "")
+        )
+    if x_seq.dim() < 2:
+        raise ValueError(
+            f"x_seq: expected [T, B, ...] (at least 2-D, time first), got shape {tuple(x_seq.shape)}"
+        )
+    if x_seq.shape[0] < 1:
+        raise ValueError(f"x_seq: expected T >= 1 time steps, got shape {tuple(x_seq.shape)}")
+    if isinstance(v_threshold, torch.Tensor):
+        if v_threshold.numel() != 1:
+            raise ValueError(
+                f"v_threshold: expected one scalar per layer, got shape {tuple(v_threshold.shape)}"
+            )
+        v_threshold = float(v_threshold.item())
+    if not isinstance(v_threshold, (int, float)) or not v_threshold > 0 or v_threshold != v_threshold:
+        raise ValueError(f"v_threshold: expected a positive finite number, got {v_threshold!r}")
+    if not isinstance(rho, int) or isinstance(rho, bool) or rho < 0:
+        raise ValueError(f"rho: expected an int >= 0 (pre-simulation steps), got {rho!r}")
+    if shift not in _SHIFTS:
+        raise ValueError(f"shift: expected one of {_SHIFTS}, got {shift!r}")
+    if saturate not in _SATURATES:
+        raise ValueError(f"saturate: expected one of {_SATURATES}, got {saturate!r}")
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
+        raise ValueError(f"iterations: expected an int >= 1, got {iterations!r}")
+    if rho > x_seq.shape[0]:
+        raise ValueError(
+            f"x_seq: the pre-simulation needs at least rho={rho} input steps, got T={x_seq.shape[0]} "
+            f"(shape {tuple(x_seq.shape)}); simulate max(T, rho) steps and read the first T outputs "
+            "(SpikingNet does this for static input)"
+        )
+    return float(v_threshold)
+
+
+def _simulate(node, u_seq: torch.Tensor, v0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the IF node (threshold 1, soft reset) from ``v0``; return spikes, pre-reset H, final v."""
+    node.reset()
+    set_initial_potential(node, v0)
+    spikes = node(u_seq)
+    v_seq = node.v_seq  # post-reset potential per step (store_v_seq=True)
+    if not isinstance(v_seq, torch.Tensor) or v_seq.shape != spikes.shape:
+        raise RuntimeError("the IF node did not record v_seq; build it with store_v_seq=True")
+    h_seq = v_seq + spikes  # soft reset with threshold 1: H = v + s
+    return spikes, h_seq, node.v
+
+
+def offset_buckets(offset: torch.Tensor, n_buckets: int = 4) -> torch.Tensor:
+    """Histogram of |offset| into buckets 0, 1, ..., n_buckets-2 and ">= n_buckets-1" (int64 [n_buckets])."""
+    a = offset.detach().abs().round().long().clamp(max=n_buckets - 1).flatten()
+    return torch.bincount(a, minlength=n_buckets).cpu()
+
+
+def _new_node():
+    return if_node(v_threshold=1.0, v_reset=None, store_v_seq=True, step_mode="m")
+
+
+@torch.no_grad()
+def _calibrated_spikes(node, u_seq, rho, shift, saturate, iterations, want_info):
+    """COS on normalized input ``u_seq`` [T, B, ...] (threshold units). Returns spikes {0,1} and info."""
+    v0 = torch.full_like(u_seq[0], 0.5)
+    masks = None
+    n_before = None
+    for _ in range(iterations if rho > 0 else 0):
+        s, h, v_rho = _simulate(node, u_seq[:rho], v0)
+        n = s.sum(0)
+        if n_before is None:
+            n_before = n
+        # residual as if the run had started from 1/2: equals v_rho in pass 1; in later passes it measures
+        # the offset still left after the shifts so far (spec 3.4: |psi| >= k on pass k).
+        w = v_rho - (v0 - 0.5)
+        lower = (w < 0) & (n > 0)
+        up = w >= 1
+        sat = up & (n >= rho)
+        up = up & ~sat
+        if shift == "theta":
+            d_down = d_up = torch.ones_like(v0)
+        else:
+            h_plus = torch.where(s > 0, h, torch.full_like(h, _SENTINEL)).amin(0)
+            h_minus = torch.where(s > 0, torch.full_like(h, -_SENTINEL), h).amax(0)
+            d_down = (h_plus - _MARGIN_DOWN).clamp(min=1.0)
+            d_up = (_MARGIN_UP - h_minus).clamp(min=1.0)
+        v0 = v0 - lower.to(v0.dtype) * d_down + up.to(v0.dtype) * d_up
+        if saturate == "reference":
+            # the reference's d_up with no silent step: 1.001 + 1000 -> pinned to full rate (spec 3.3)
+            v0 = torch.where(sat, torch.full_like(v0, 0.5 + _MARGIN_UP + _SENTINEL), v0)
+        if masks is None:
+            masks = (lower, up, sat)
+    spikes, _, _ = _simulate(node, u_seq, v0)
+    if not want_info:
+        return spikes, None
+    if masks is None:  # rho == 0: plain half-threshold IF, nothing flagged
+        z = torch.zeros_like(v0, dtype=torch.bool)
+        masks = (z, z, z)
+    if rho > 0:
+        target = torch.floor(u_seq[:rho].sum(0) + 0.5).clamp(0, rho)
+        before = n_before - target
+        after = spikes[:rho].sum(0) - target
+    else:
+        before = after = torch.zeros_like(v0)
+    info = CalibrationInfo(v0, *masks, before, after, presim_steps=rho * iterations)
+    return spikes, info
+
+
+def offset_spike_if_with_info(
+    x_seq: torch.Tensor,
+    v_threshold: float,
+    rho: int,
+    *,
+    shift: str = "reference",
+    saturate: str = "reference",
+    iterations: int = 1,
+    node=None,
+) -> tuple[torch.Tensor, CalibrationInfo]:
+    """:func:`offset_spike_if` that also returns a :class:`CalibrationInfo` (masks, v0, offset spikes)."""
+    theta = _check(x_seq, v_threshold, rho, shift, saturate, iterations)
+    node = node if node is not None else _new_node()
+    spikes, info = _calibrated_spikes(node, x_seq / theta, rho, shift, saturate, iterations, True)
+    return spikes * theta, info
+
+
+def offset_spike_if(
+    x_seq: torch.Tensor,
+    v_threshold: float,
+    rho: int,
+    *,
+    shift: str = "reference",
+    saturate: str = "reference",
+    iterations: int = 1,
+    node=None,
+) -> torch.Tensor:
+    """One IF layer with offset-spike calibration, as a pure function on tensors.
+
+    Args:
+        x_seq: input current ``[T, B, ...]`` of the layer (time first, ``T >= rho``).
+        v_threshold: the layer's threshold theta (QCFS lambda), a positive scalar.
+        rho: pre-simulation steps; 0 gives the plain IF neuron with v_0 = theta/2 (uncalibrated QCFS SNN).
+        shift: ``'reference'`` (shift by theta, or by the larger in-window distance H+ - 0.999 /
+            1.001 - H- when theta would change nothing inside the window, as the reference code) or
+            ``'theta'`` (always exactly theta: changes the count by exactly one spike, spec 3.3).
+        saturate: ``'reference'`` pins neurons that fired at every pre-simulation step with v_rho >= 1
+            to v_0 = theta * 1001.501 (full rate, as the reference); ``'skip'`` leaves them alone (their
+            offset against the clipped target is 0).
+        iterations: calibration passes; pass k re-pre-simulates from the shifted potential and shifts
+            again where an offset remains (costs ``rho`` more steps per pass).
+        node: optional SpikingJelly IF node (threshold 1, ``v_reset=None``, ``store_v_seq=True``,
+            multi-step) to run on; a fresh one otherwise.
+
+    Returns:
+        ``[T, B, ...]`` output spikes times theta (same dtype/device as ``x_seq``).
+    """
+    theta = _check(x_seq, v_threshold, rho, shift, saturate, iterations)
+    node = node if node is not None else _new_node()
+    spikes, _ = _calibrated_spikes(node, x_seq / theta, rho, shift, saturate, iterations, False)
+    return spikes * theta
+
+
+class OffsetSpikeIF(base.MemoryModule):
+    """Calibrating IF layer: an IF neuron (theta = ``v_threshold``, soft reset, v_0 = theta/2) with
+    offset-spike calibration, input ``[T, B, ...]`` -> output ``[T, B, ...]`` (spikes times theta).
+
+    It is the voltage-scaler sandwich of SpikingJelly's converter (``VoltageScaler(1/theta)`` ->
+    ``IFNode(1)`` -> ``VoltageScaler(theta)``) with the scaling done inline (``VoltageScaler`` keeps a
+    float32 scale, which would round float64 inputs) and the calibration of :func:`offset_spike_if`
+    around the inner SpikingJelly ``IFNode`` (``self.node``). ``rho=0`` is the uncalibrated QCFS SNN layer.
+
+    Multi-step only (``step_mode='m'``). Every forward starts from a reset neuron and recomputes its
+    initial potentials from the current batch, so ``functional.reset_net`` between batches changes
+    nothing (it is still honoured). With ``record=True`` it accumulates statistics across batches
+    (:meth:`stats`, cleared by :meth:`clear_stats`, not by ``reset``): spike counts per main step,
+    offset-spike histograms before/after, and pre-simulation work.
+    """
+
+    def __init__(
+        self,
+        v_threshold: float,
+        rho: int = 4,
+        *,
+        shift: str = "reference",
+        saturate: str = "reference",
+        iterations: int = 1,
+        step_mode: str = "m",
+    ):
+        super().__init__()
+        if step_mode != "m":
+            raise ValueError(f"step_mode: OffsetSpikeIF is multi-step only ('m'), got {step_mode!r}")
+        self.v_threshold = float(v_threshold)
+        self.rho, self.shift, self.saturate, self.iterations = rho, shift, saturate, iterations
+        _check(torch.zeros(max(rho, 1), 1), self.v_threshold, rho, shift, saturate, iterations)
+        self.step_mode = "m"
+        self._ready = True
+        self.node = _new_node()
+        self.register_memory("v0", None)  # last initial potential (threshold units), for inspection
+        self.record = False
+        self.clear_stats()
+
+    def supported_step_mode(self):
+        # SpikingJelly 0.0.0.0.14's MemoryModule.__init__ sets step_mode='s' first: allow it until ready
+        return ("m",) if self.__dict__.get("_ready") else ("s", "m")
+
+    def clear_stats(self) -> None:
+        self._spikes_per_step = None  # float64 [T]
+        self._neurons = 0  # neurons x samples seen
+        self._hist = torch.zeros(2, 4, dtype=torch.long)
+        self._flags = torch.zeros(3, dtype=torch.long)
+        self._presim = 0
+
+    def stats(self) -> dict:
+        """Accumulated statistics since :meth:`clear_stats` (needs ``record=True`` during the runs)."""
+        return {
+            "spikes_per_step": None if self._spikes_per_step is None else self._spikes_per_step.tolist(),
+            "neuron_samples": self._neurons,
+            "offset_hist_before": self._hist[0].tolist(),
+            "offset_hist_after": self._hist[1].tolist(),
+            "lowered": int(self._flags[0]),
+            "raised": int(self._flags[1]),
+            "saturated": int(self._flags[2]),
+            "presim_steps": self._presim,
+        }
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        theta = _check(x_seq, self.v_threshold, self.rho, self.shift, self.saturate, self.iterations)
+        spikes, info = _calibrated_spikes(
+            self.node, x_seq / theta, self.rho, self.shift, self.saturate, self.iterations, self.record
+        )
+        if self.record:
+            self.v0 = info.v0
+            per_step = spikes.flatten(1).sum(1).double().cpu()
+            if self._spikes_per_step is None or len(self._spikes_per_step) != len(per_step):
+                if self._spikes_per_step is not None:
+                    raise ValueError(
+                        f"x_seq: recorded runs must share T; got T={len(per_step)} after "
+                        f"T={len(self._spikes_per_step)} (call clear_stats() between)"
+                    )
+                self._spikes_per_step = per_step
+            else:
+                self._spikes_per_step += per_step
+            self._neurons += spikes[0].numel()
+            self._hist[0] += offset_buckets(info.offset_before)
+            self._hist[1] += offset_buckets(info.offset_after)
+            self._flags += torch.stack([info.lowered.sum(), info.raised.sum(), info.saturated.sum()]).cpu()
+            self._presim = info.presim_steps
+        return spikes * theta
+
+    def extra_repr(self) -> str:
+        return (
+            f"v_threshold={self.v_threshold:.4g}, rho={self.rho}, shift={self.shift!r}, "
+            f"saturate={self.saturate!r}, iterations={self.iterations}, step_mode='m'"
+        )

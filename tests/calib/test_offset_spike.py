@@ -1,0 +1,165 @@
+"""Property tests of the offset-spike calibrated IF layer (spec 5.3)."""
+
+import pytest
+import torch
+from conftest import if_reference, spike_train_current
+from spikingjelly.activation_based import functional
+
+from sj_calib import QCFS, OffsetSpikeIF, offset_spike_if, offset_spike_if_with_info
+
+pytestmark = pytest.mark.compat
+
+
+@pytest.mark.parametrize("T,rho", [(4, 4), (8, 4), (8, 0), (5, 2)])
+def test_constant_input_equals_plain_if_and_qcfs(T, rho):
+    torch.manual_seed(0)
+    theta = 1.7
+    z = (torch.rand(6, 40, dtype=torch.float64) * 2.4 - 0.4) * theta  # includes < 0 and > theta
+    x = z.unsqueeze(0).expand(T, *z.shape)
+    out, info = offset_spike_if_with_info(x, theta, rho)
+    plain = offset_spike_if(x, theta, 0)
+    assert torch.equal(out, plain)
+    assert not info.lowered.any() and not info.raised.any()
+    q = QCFS(L=T).double()
+    q.threshold.data.fill_(theta)
+    with torch.no_grad():
+        assert torch.allclose(out.mean(0), q(z), atol=1e-12)
+    # and against an independent IF simulation
+    s, _, _ = if_reference(x / theta, torch.full_like(z, 0.5))
+    assert torch.equal(out, s * theta)
+
+
+def _flag_and_plain(u, rho, shift, saturate="skip"):
+    out, info = offset_spike_if_with_info(u, 1.0, rho, shift=shift, saturate=saturate)
+    s0, h0, v0 = if_reference(u, torch.full_like(u[0], 0.5))
+    return out, info, s0, h0, v0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_theta_shift_changes_exactly_one_spike_and_rejoins(seed):
+    u = spike_train_current(T=24, seed=seed)
+    rho = 4
+    out, info, s0, h0, v0 = _flag_and_plain(u, rho, "theta")
+    assert info.lowered.any() and info.raised.any(), "fixture must flag neurons both ways"
+    win = s0[:rho]
+    h_plus = torch.where(win > 0, h0[:rho], torch.full_like(win, 1e3)).amin(0)
+    h_minus = torch.where(win > 0, torch.full_like(win, -1e3), h0[:rho]).amax(0)
+    acts_down = info.lowered & (h_plus < 2)
+    acts_up = info.raised & (h_minus >= 0)
+    assert acts_down.any() and acts_up.any()
+    d_win = out[:rho].sum(0) - win.sum(0)
+    d_all = out.sum(0) - s0.sum(0)
+    assert torch.all(d_win[acts_down] == -1) and torch.all(d_all[acts_down] == -1)
+    assert torch.all(d_win[acts_up] == 1) and torch.all(d_all[acts_up] == 1)
+    # unflagged neurons are untouched
+    untouched = ~(info.lowered | info.raised | info.saturated)
+    assert torch.equal(out[:, untouched], s0[:, untouched])
+    # after the changed spike the trajectory rejoins the original: final potentials agree
+    s1, _, v1 = if_reference(u, info.v0)
+    assert torch.equal(s1, out)
+    moved = acts_down | acts_up
+    assert torch.allclose(v1[-1][moved], v0[-1][moved], atol=1e-9)
+    first_diff = (s1 != s0).to(torch.int64).argmax(0)
+    for idx in moved.nonzero()[:50]:
+        t = int(first_diff[tuple(idx)])
+        sel = (slice(t, None), *idx.tolist())
+        assert torch.allclose(v1[sel], v0[sel], atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_reference_shift_window_counts_change_by_one(seed):
+    u = spike_train_current(T=16, seed=seed, scale=0.6)
+    rho = 4
+    out, info, s0, _, _ = _flag_and_plain(u, rho, "reference")
+    d_win = out[:rho].sum(0) - s0[:rho].sum(0)
+    assert torch.all(d_win[info.lowered] == -1)
+    assert torch.all(d_win[info.raised] == 1)
+    assert torch.all(d_win[~(info.lowered | info.raised)] == 0)
+
+
+def test_saturated_neurons_pinned_or_skipped():
+    u = spike_train_current(T=12, seed=5, scale=0.9) + 0.6
+    rho = 4
+    out, info = offset_spike_if_with_info(u, 1.0, rho, saturate="reference")
+    assert info.saturated.any()
+    assert torch.all(out[:, info.saturated] == 1)  # fires at every main step
+    out_skip, info_skip = offset_spike_if_with_info(u, 1.0, rho, saturate="skip")
+    s0, _, _ = if_reference(u, torch.full_like(u[0], 0.5))
+    assert torch.equal(out_skip[:, info_skip.saturated], s0[:, info_skip.saturated])
+
+
+def test_causality_first_steps_independent_of_run_length():
+    u = spike_train_current(T=20, seed=7)
+    for rho in (0, 4):
+        long = offset_spike_if(u, 1.3, rho)
+        short = offset_spike_if(u[: max(rho, 1)], 1.3, rho)
+        assert torch.equal(long[: short.shape[0]], short)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_iterations_remove_one_offset_spike_per_pass(seed):
+    # reference shift: every pass re-detects from the shifted potential and removes exactly one offset
+    # spike inside the window, so |psi_after| == max(|psi_before| - k, 0) for every neuron
+    u = spike_train_current(T=16, seed=seed, scale=0.8)
+    rho = 8
+    for k in (1, 2, 3):
+        _, info = offset_spike_if_with_info(u, 1.0, rho, iterations=k)
+        assert (info.offset_before.abs() >= 3).any(), "fixture needs offsets of 3+ spikes"
+        expected = (info.offset_before.abs() - k).clamp(min=0)
+        assert torch.equal(info.offset_after.abs(), expected)
+        assert info.presim_steps == k * rho
+
+
+def test_layer_matches_function_and_survives_reset_net():
+    u = spike_train_current(T=8, seed=2) * 2.0
+    layer = OffsetSpikeIF(2.0, rho=4)
+    y1 = layer(u)
+    assert y1.shape == u.shape and y1.dtype == u.dtype
+    y2 = layer(u)  # no reset in between
+    functional.reset_net(layer)
+    y3 = layer(u)
+    ref = offset_spike_if(u, 2.0, 4)
+    assert torch.equal(y1, ref) and torch.equal(y2, ref) and torch.equal(y3, ref)
+    assert set(torch.unique(y1).tolist()) <= {0.0, 2.0}
+
+
+def test_layer_records_stats():
+    u = spike_train_current(T=8, seed=4)
+    layer = OffsetSpikeIF(1.0, rho=4)
+    layer.record = True
+    layer(u)
+    layer(u)
+    st = layer.stats()
+    assert st["neuron_samples"] == 2 * u[0].numel()
+    assert sum(st["offset_hist_before"]) == 2 * u[0].numel()
+    assert st["offset_hist_after"][0] >= st["offset_hist_before"][0]
+    assert len(st["spikes_per_step"]) == 8 and st["presim_steps"] == 4
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(rho=-1), "rho"),
+        (dict(rho=9), "rho=9"),
+        (dict(rho=2, shift="half"), "shift"),
+        (dict(rho=2, saturate="clip"), "saturate"),
+        (dict(rho=2, iterations=0), "iterations"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    x = torch.rand(8, 2, 3)
+    with pytest.raises(ValueError, match=match):
+        offset_spike_if(x, 1.0, **kwargs)
+
+
+def test_bad_tensors():
+    with pytest.raises(ValueError, match="x_seq"):
+        offset_spike_if(torch.rand(5), 1.0, 0)
+    with pytest.raises(ValueError, match="T >= 1"):
+        offset_spike_if(torch.rand(0, 3), 1.0, 0)
+    with pytest.raises(TypeError, match="floating"):
+        offset_spike_if(torch.ones(4, 3, dtype=torch.int64), 1.0, 0)
+    with pytest.raises(ValueError, match="v_threshold"):
+        offset_spike_if(torch.rand(4, 3), -1.0, 0)
+    with pytest.raises(ValueError, match="step_mode"):
+        OffsetSpikeIF(1.0, step_mode="s")
