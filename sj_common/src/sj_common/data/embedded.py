@@ -153,7 +153,7 @@ class MNIST5kEvents(Dataset):
     events depend only on ``(seed, row, emulator)``; the events are binned into ``T`` frames
     (:func:`~sj_common.data.frames.events_to_frames`, every event counted once).
 
-    The whole split is emulated once at construction (vectorised; about 1 ms per digit) and held as
+    The whole split is emulated once at construction (vectorised; 1-2 ms per digit) and held as
     uint8 counts (``T=8``: 18 kB per sample, 65 MB for the train split; uint16 when a count exceeds 255);
     items are converted to float32 on access. ``cache_dir`` keeps the counts in one ``.npz`` per
     (split, seed, T, emulator) so later runs load in a fraction of a second.

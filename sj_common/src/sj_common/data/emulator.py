@@ -28,7 +28,7 @@ The model, per sensor pixel:
 
 Everything random (mismatch, timestamp jitter, noise) comes from one numpy Generator per image, seeded by
 ``seed``; the deterministic part is vectorised over all pixels of a batch of images (only the pixels that
-the moving image can reach are simulated), so a 28x28 digit takes about a millisecond in batches.
+the moving image can reach are simulated), so a 28x28 digit takes 1-2 ms of CPU in batches, 2-3 ms alone.
 
 Output: a numpy structured array with tonic's N-MNIST dtype (``x, y, t, p``, all int64:
 :data:`EVENT_DTYPE` == ``tonic.datasets.NMNIST.dtype``), sorted by ``t`` (microseconds), ``x`` the column and
@@ -184,6 +184,8 @@ class SaccadeEmulator:
         return self._simulate(np.stack(imgs), list(seeds))
 
     # -- the simulation ---------------------------------------------------------------------------
+    _chunk_elems = 40_000  # pixels simulated at once: bounds memory (~12 bytes per pixel and step)
+
     def _simulate(self, imgs: np.ndarray, seeds: list) -> list[np.ndarray]:
         B, H, W = imgs.shape
         p = int(self.pad)
@@ -209,114 +211,119 @@ class SaccadeEmulator:
                 | (q[:, r + 1 : r + 1 + Hs, c : c + Ws] > 0)
                 | (q[:, r + 1 : r + 1 + Hs, c + 1 : c + 1 + Ws] > 0)
             )
-        elem = np.flatnonzero(reach)  # index into [B, Hs, Ws]
+        n_img = reach.reshape(B, -1).sum(axis=1)
+
+        # Per-image random parts, in a fixed order per image: mismatch, then jitter, then noise.
+        rngs = [np.random.default_rng(s) for s in seeds]
+        theta = np.full((B, Hs, Ws), self.threshold, np.float32)
+        if self.threshold_sigma > 0:
+            for b, rng in enumerate(rngs):
+                theta[b] = np.maximum(rng.normal(self.threshold, self.threshold_sigma, (Hs, Ws)), 0.01)
+
+        chunks, b0 = [], 0
+        while b0 < B:  # chunks of whole images, about _chunk_elems simulated pixels each
+            b1 = b0 + 1
+            while b1 < B and n_img[b0 : b1 + 1].sum() <= self._chunk_elems:
+                b1 += 1
+            chunks.append((b0, b1))
+            b0 = b1
+        n_max = max(int(n_img[b0:b1].sum()) for b0, b1 in chunks)
+        bufs = [np.empty((n_steps + 1) * n_max, np.float32) for _ in range(2)]  # reused by every chunk
+        out = []
+        for b0, b1 in chunks:
+            elem = np.flatnonzero(reach[b0:b1])  # index into [b1 - b0, Hs, Ws]
+            lvl, d = (bf[: (n_steps + 1) * elem.size].reshape(n_steps + 1, elem.size) for bf in bufs)
+            self._levels(q[b0:b1].reshape(-1), elem, (Hs, Ws, Hq, Wq), (r0, c0, gx, gy), theta[b0:b1], lvl, d)
+            eb, rem = np.divmod(elem, Hs * Ws)
+            ey, ex = np.divmod(rem, Ws)
+            flat = np.flatnonzero(d[1:] != 0)
+            k, e = np.divmod(flat, elem.size)
+            n = d[1:].reshape(-1)[flat]
+            # group by image (stable: within an image the order stays (step, y, x) whatever the batch, so the
+            # jitter drawn next is the same as for the image alone)
+            img = eb[e].astype(np.int32)
+            order = np.argsort(img, kind="stable")
+            bounds = np.searchsorted(img[order], np.arange(b1 - b0 + 1))
+            for b in range(b0, b1):
+                sl = order[bounds[b - b0] : bounds[b - b0 + 1]]
+                out.append(self._events(rngs[b], k[sl], ex[e[sl]], ey[e[sl]], n[sl], Hs, Ws))
+        return out
+
+    def _levels(self, qf, elem, sizes, motion, theta, level, d) -> None:
+        """Fill ``d[1:]`` with the signed event counts per step ``[n_steps, len(elem)]`` (float32, integral)
+        of the pixels ``elem``; ``level`` and ``d`` are ``[n_steps + 1, len(elem)]`` work buffers."""
+        Hs, Ws, Hq, Wq = sizes
+        r0, c0, gx, gy = motion
         eb, rem = np.divmod(elem, Hs * Ws)
         ey, ex = np.divmod(rem, Ws)
         base = eb * (Hq * Wq) + ey * Wq + ex
-        qf = q.reshape(-1)
-
-        # Per-image random parts, in a fixed order per image: mismatch, then (later) jitter, then noise.
-        rngs = [np.random.default_rng(s) for s in seeds]
-        if self.threshold_sigma > 0:
-            theta_img = np.stack([rng.normal(self.threshold, self.threshold_sigma, (Hs, Ws)) for rng in rngs])
-            theta = np.maximum(theta_img.reshape(-1)[elem], 0.01).astype(np.float32)
-        else:
-            theta = np.full(elem.size, self.threshold, np.float32)
-        inv_theta = (1.0 / theta).astype(np.float32)
-
-        cache: dict = {}
-
-        def corner_terms(r: int, c: int):
-            # A + gx (B - A) + gy (C - A) + gx gy (A - B - C + D): bilinear interpolation in 3 mul + 3 add.
-            if (r, c) not in cache:
-                off = r * Wq + c
-                a, b = qf[base + off], qf[base + off + 1]
-                cc, d = qf[base + off + Wq], qf[base + off + Wq + 1]
-                cache[(r, c)] = (a, b - a, cc - a, a - b - cc + d)
-            return cache[(r, c)]
-
-        n = elem.size
-        buf, tmp = np.empty(n, np.float32), np.empty(n, np.float32)
-
-        def quantised_log(k: int) -> np.ndarray:
-            a, e1, e2, e3 = corner_terms(int(r0[k]), int(c0[k]))
-            np.multiply(e1, gx[k], out=buf)
-            np.add(buf, a, out=buf)
-            np.multiply(e2, gy[k], out=tmp)
-            np.add(buf, tmp, out=buf)
-            np.multiply(e3, gx[k] * gy[k], out=tmp)
-            np.add(buf, tmp, out=buf)
-            np.add(buf, np.float32(self.eps), out=buf)
-            np.log(buf, out=buf)
-            return buf
-
-        l0 = quantised_log(0).copy()
-        # Level k: L_ref = L0 + k * theta. With x = (L - L0) / theta the new level is
-        # min(max(k, floor(x)), ceil(x)): it moves only when |L - L_ref| >= theta (x >= k + 1 or x <= k - 1),
-        # by as many thresholds as were crossed, symmetrically for ON and OFF.
-        level = np.zeros(n, np.float32)
+        n_steps = len(gx) - 1
+        # L = log(I + eps) at every step into `level`: bilinear A + gx (B - A) + gy (C - A) + gx gy
+        # (A - B - C + D), the four corners gathered once per run of steps with the same integer offset.
+        lg, tmp2 = level, d
+        gxy = gx * gy
+        edges = np.flatnonzero((np.diff(r0) != 0) | (np.diff(c0) != 0)) + 1
+        for k0, k1 in zip(np.r_[0, edges], np.r_[edges, n_steps + 1]):
+            off = int(r0[k0]) * Wq + int(c0[k0])
+            a, b = qf[base + off], qf[base + off + 1]
+            cc, dd = qf[base + off + Wq], qf[base + off + Wq + 1]
+            x, t = lg[k0:k1], tmp2[k0:k1]
+            np.multiply(gx[k0:k1, None], (b - a)[None], out=x)
+            x += a
+            np.multiply(gy[k0:k1, None], (cc - a)[None], out=t)
+            x += t
+            np.multiply(gxy[k0:k1, None], (a - b - cc + dd)[None], out=t)
+            x += t
+            x += np.float32(self.eps)
+            np.log(x, out=x)
+        # x = (L - L0) / theta; the reference level k means L_ref = L0 + k theta.
+        lg -= lg[0].copy()
+        lg *= (1.0 / theta.reshape(-1)[elem]).astype(np.float32)
+        hi = np.ceil(lg, out=d)
+        np.floor(lg, out=lg)
+        # New level = min(max(k, floor(x)), ceil(x)): it moves only when |L - L_ref| >= theta (x >= k + 1 or
+        # x <= k - 1), by as many thresholds as were crossed, symmetrically for ON and OFF; then at most `cap`
+        # per step, and not at all within `dead` steps of the last event (refractory period).
         cap = max(1, self.dt_us // self.refractory_us) if self.refractory_us > 0 else None
-        dead_steps = math.ceil(self.refractory_us / self.dt_us) if self.refractory_us > self.dt_us else 0
-        last = np.full(n, -(10**9), np.int64) if dead_steps else None
-        new, hi = np.empty(n, np.float32), np.empty(n, np.float32)
-        rec_elem, rec_step, rec_d = [], [], []
-        for k in range(1, n_steps + 1):
-            lv = quantised_log(k)
-            lv -= l0
-            lv *= inv_theta
-            np.ceil(lv, out=hi)
-            np.floor(lv, out=lv)
-            np.maximum(level, lv, out=new)
-            np.minimum(new, hi, out=new)
-            new -= level  # now the signed event count of this step
+        dead = math.ceil(self.refractory_us / self.dt_us) if self.refractory_us > self.dt_us else 0
+        tmp = np.empty(elem.size, np.float32)
+        last = np.full(elem.size, -(2**30), np.int64) if dead else None
+        for j in range(1, n_steps + 1):
+            prev, cur = level[j - 1], level[j]  # cur holds floor(x_j), hi[j] ceil(x_j)
+            np.maximum(prev, cur, out=cur)
+            np.minimum(cur, hi[j], out=cur)
             if cap is not None:
-                np.clip(new, -cap, cap, out=new)
-            if dead_steps:
-                new[(k - last) < dead_steps] = 0.0
-            nz = np.flatnonzero(new)
-            if nz.size:
-                d = new[nz]
-                level[nz] += d
-                if dead_steps:
-                    last[nz] = k
-                rec_elem.append(nz)
-                rec_step.append(np.full(nz.size, k, np.int64))
-                rec_d.append(d.astype(np.int64))
+                np.add(prev, cap, out=tmp)
+                np.minimum(cur, tmp, out=cur)
+                np.subtract(prev, cap, out=tmp)
+                np.maximum(cur, tmp, out=cur)
+            if dead:
+                blocked = (j - last) < dead
+                cur[blocked] = prev[blocked]
+                last[cur != prev] = j
+            np.subtract(cur, prev, out=d[j])  # hi[j] is no longer needed: d[j] = events of step j
 
-        if rec_elem:
-            ev_e, ev_k, ev_d = (np.concatenate(v) for v in (rec_elem, rec_step, rec_d))
-            reps = np.abs(ev_d)
-            ev_e, ev_k = np.repeat(ev_e, reps), np.repeat(ev_k, reps)
-            ev_p = np.repeat((ev_d > 0).astype(np.int64), reps)
-        else:
-            ev_e = ev_k = ev_p = np.zeros(0, np.int64)
-        # Group by image; within an image the order is (step, y, x) whatever the batch: the jitter drawn
-        # next is the same as for the image alone.
-        order = np.argsort(eb[ev_e], kind="stable")
-        ev_e, ev_k, ev_p = ev_e[order], ev_k[order], ev_p[order]
-        bounds = np.searchsorted(eb[ev_e], np.arange(B + 1))
-        out = []
-        for b in range(B):
-            s = slice(bounds[b], bounds[b + 1])
-            e = ev_e[s]
-            t = (ev_k[s] - 1) * self.dt_us + rngs[b].integers(0, self.dt_us, size=e.size)
-            parts = [(ex[e], ey[e], t, ev_p[s])]
-            if self.noise_rate_hz > 0:
-                lam = self.noise_rate_hz * self.duration_us * 1e-6 * Hs * Ws
-                nn = int(rngs[b].poisson(lam))
-                parts.append(
-                    (
-                        rngs[b].integers(0, Ws, nn),
-                        rngs[b].integers(0, Hs, nn),
-                        rngs[b].integers(0, self.duration_us, nn),
-                        rngs[b].integers(0, 2, nn),
-                    )
+    def _events(self, rng, k, x, y, n, Hs, Ws) -> np.ndarray:
+        """Structured events from (step, x, y, signed count) plus jitter and noise, sorted by t."""
+        reps = np.abs(n).astype(np.int64)
+        k, x, y = np.repeat(k, reps), np.repeat(x, reps), np.repeat(y, reps)
+        pol = np.repeat((n > 0).astype(np.int64), reps)
+        t = k.astype(np.int64) * self.dt_us + rng.integers(0, self.dt_us, size=k.size)  # step k+1 of diff
+        cols = [(x, y, t, pol)]
+        if self.noise_rate_hz > 0:
+            nn = int(rng.poisson(self.noise_rate_hz * self.duration_us * 1e-6 * Hs * Ws))
+            cols.append(
+                (
+                    rng.integers(0, Ws, nn),
+                    rng.integers(0, Hs, nn),
+                    rng.integers(0, self.duration_us, nn),
+                    rng.integers(0, 2, nn),
                 )
-            ev = np.empty(sum(len(pt[0]) for pt in parts), EVENT_DTYPE)
-            for name, col in zip("xytp", zip(*parts)):
-                ev[name] = np.concatenate(col)
-            out.append(ev[np.argsort(ev["t"], kind="stable")])
-        return out
+            )
+        ev = np.empty(sum(len(c[0]) for c in cols), EVENT_DTYPE)
+        for name, col in zip("xytp", zip(*cols)):
+            ev[name] = np.concatenate(col)
+        return ev[np.argsort(ev["t"], kind="stable")]
 
 
 def emulate_saccades(
