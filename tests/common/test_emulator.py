@@ -63,6 +63,12 @@ def test_physics_sanity():
     same = key[order][1:] == key[order][:-1]
     gaps = np.diff(ev["t"][order])[same]
     assert gaps.min() > 5000 - 1000
+    small = np.zeros((8, 8), np.uint8)
+    small[2:6, 3:5] = 16 * 15
+    ev8 = SaccadeEmulator()(small, seed=0)  # any image size: the sensor is the image + pad on each side
+    assert len(ev8) > 50 and ev8["x"].max() < 14 and ev8["y"].max() < 14
+    with pytest.raises(ValueError, match="NaN"):
+        emulate_saccades(np.full((28, 28), np.nan), seed=0)
     with pytest.raises(ValueError, match="threshold"):
         SaccadeEmulator(threshold=0)
     with pytest.raises(ValueError, match="grayscale"):

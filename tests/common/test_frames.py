@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sj_common.data import EVENT_DTYPE, CachedFrames, FrameCache, events_to_frames
+from sj_common.data import EVENT_DTYPE, CachedFrames, FrameCache, ToFrames, events_to_frames
 
 FIXTURE = Path(__file__).parents[2].parent / "shared" / "fixtures" / "events" / "sample_nmnist.bin"
 
@@ -37,6 +37,7 @@ def test_shape_axes_and_conservation():
     assert np.array_equal(events_to_frames(ev, (20, 12, 2), 4, binarize=True), (fr4 > 0).astype(np.float32))
     assert events_to_frames(ev[:0], (20, 12, 2), 3).sum() == 0
     assert events_to_frames(ev, (20, 12, 1), 3).shape == (3, 1, 12, 20)
+    assert np.array_equal(ToFrames((20, 12, 2), 5)(ev), fr)
 
 
 @pytest.mark.compat

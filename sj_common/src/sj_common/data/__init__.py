@@ -6,7 +6,7 @@ samples) and ``.classes`` (list of str). Names are imported on first use (module
 
 * embedded (no root, no download): :class:`MNIST5k`, :class:`Digits8x8`, :class:`MNIST5kEvents`
 * emulator: :class:`SaccadeEmulator`, :func:`emulate_saccades`, :data:`EVENT_DTYPE`
-* frames: :func:`events_to_frames`, :class:`FrameCache`, :class:`CachedFrames`
+* frames: :func:`events_to_frames`, :class:`ToFrames`, :class:`FrameCache`, :class:`CachedFrames`
 * pairing: :class:`PairedStaticEvent`, :func:`encode_static`
 * splits: :func:`stratified_split`, :func:`stratified_subset`
 * local roots: :func:`event_dataset`, :data:`EVENT_DATASETS` (``sj_common.data.events``, needs tonic),
@@ -28,6 +28,7 @@ _LAZY = {
     "saccade_path": "emulator",
     "EVENT_DTYPE": "emulator",
     "events_to_frames": "frames",
+    "ToFrames": "frames",
     "FrameCache": "frames",
     "CachedFrames": "frames",
     "PairedStaticEvent": "paired",

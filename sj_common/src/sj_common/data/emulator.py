@@ -65,6 +65,8 @@ def _as_image(image, name: str = "image") -> np.ndarray:
         return a.astype(np.float32) / 255.0
     if not np.issubdtype(a.dtype, np.floating):
         raise TypeError(f"{name} must be uint8 (0..255) or float (0..1), got dtype {a.dtype}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf")
     if a.size and (a.min() < 0.0 or a.max() > 1.0):
         raise ValueError(f"float {name} must lie in [0, 1], got range [{a.min():.3g}, {a.max():.3g}]")
     return a.astype(np.float32)

@@ -20,13 +20,14 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["events_to_frames", "FrameCache", "CachedFrames"]
+__all__ = ["events_to_frames", "ToFrames", "FrameCache", "CachedFrames"]
 
 
 def events_to_frames(
@@ -99,6 +100,22 @@ def events_to_frames(
     if binarize:
         out = (out > 0).astype(dtype)
     return out
+
+
+@dataclass(frozen=True)
+class ToFrames:
+    """Transform twin of :func:`events_to_frames` (tonic style): ``ToFrames((34, 34, 2), T=8)(events)``.
+
+    Returns a float32 ``[T, P, H, W]`` numpy array; see :func:`events_to_frames` for the arguments.
+    """
+
+    sensor_size: tuple[int, int, int]
+    T: int
+    bins: str = "cover"
+    binarize: bool = False
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        return events_to_frames(events, self.sensor_size, self.T, bins=self.bins, binarize=self.binarize)
 
 
 class FrameCache:
