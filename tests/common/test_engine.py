@@ -194,6 +194,14 @@ def test_evaluate_counts_exactly():
     assert res["n"] == 10
     assert res["acc1"] == pytest.approx(30.0)
     assert res["acc5"] == pytest.approx(80.0)
+    from torch.utils.data import DataLoader
+
+    res2 = evaluate(
+        nn.Identity(),
+        DataLoader(TensorDataset(logits, target), batch_size=4),
+        step=classification_step(False),
+    )
+    assert (res2["n"], res2["acc1"], res2["acc5"]) == (10, res["acc1"], res["acc5"])
 
 
 def test_scheduler_cosine_reaches_zero_and_warmup(tmp_path):

@@ -126,9 +126,10 @@ class _Meter:
         for k, v in add.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
 
-    def result(self, device: torch.device) -> dict[str, float]:
+    def result(self, device: torch.device, reduce: bool = True) -> dict[str, float]:
         keys = sorted(self.sums)
-        sums = dict(zip(keys, D.all_reduce_sum([self.sums[k] for k in keys], device)))
+        values = [self.sums[k] for k in keys]
+        sums = dict(zip(keys, D.all_reduce_sum(values, device) if reduce else values))
         n = max(sums.get("n", 0.0), 1.0)
         res = {"acc1": 100.0 * sums.get("correct1", 0.0) / n, "acc5": 100.0 * sums.get("correct5", 0.0) / n}
         res["loss"] = sums["loss"] / n if "loss" in sums else None
@@ -189,7 +190,8 @@ def evaluate(
 
     ``model`` is put in eval mode and reset (``functional.reset_net``) after each batch. Under
     torchrun a data set (not a loader) is split over the ranks without repetition and the counts are
-    summed, so every rank returns the same numbers. ``device`` defaults to the model's device.
+    summed, so every rank returns the same numbers; a DataLoader is evaluated as given, per process,
+    without summing. ``device`` defaults to the model's device.
     """
     step = step or classification_step(False)
     net = unwrap(model)  # no DDP collectives in eval: ranks may see different batch counts
@@ -229,7 +231,7 @@ def evaluate(
         meter.update(out, int(out.target.shape[0]))
         functional.reset_net(net)
     net.train(was_training)
-    return meter.result(device)
+    return meter.result(device, reduce=not isinstance(dataset_or_loader, DataLoader))
 
 
 # ----------------------------------------------------------------------------------------------------
