@@ -51,6 +51,7 @@ class TrainConfig:
     find_unused_parameters: bool = False  # DDP: set when some parameters get no gradient in a step
     tensorboard: bool = True  # scalars under out/tb on rank 0
     deterministic: bool = False  # torch.use_deterministic_algorithms (CUDA); CPU runs are seeded anyway
+    amp_dtype: str = "float16"  # "float16" (with GradScaler) | "bfloat16" (no scaler needed)
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> ValueError:
@@ -82,6 +83,8 @@ class TrainConfig:
             raise bad("label_smoothing", "a float in [0, 1)")
         if self.lr_step_epochs < 1:
             raise bad("lr_step_epochs", "an integer >= 1")
+        if self.amp_dtype not in ("float16", "bfloat16"):
+            raise bad("amp_dtype", "'float16' or 'bfloat16'")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
             raise bad("device", "'auto', 'cpu', 'cuda' or 'cuda:<index>'")
 

@@ -160,10 +160,9 @@ def _check_dataset(data, name: str) -> None:
         raise ValueError(f"{name}: expected a non-empty data set, got length 0")
 
 
-def _autocast(device: torch.device, enabled: bool):
-    return torch.autocast(
-        device_type=device.type, dtype=torch.float16, enabled=enabled and device.type == "cuda"
-    )
+def _autocast(device: torch.device, enabled: bool, dtype: str = "float16"):
+    on = enabled and device.type == "cuda"  # AMP on CUDA only; CPU runs stay float32 (and exact)
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype), enabled=on)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -226,7 +225,7 @@ def evaluate(
             train=False,
             config=config,
         )
-        with _autocast(device, amp):
+        with _autocast(device, amp, config.amp_dtype):
             out = step(net, batch, ctx)
         meter.update(out, int(out.target.shape[0]))
         functional.reset_net(net)
@@ -356,7 +355,7 @@ def fit(
     total_steps = cfg.epochs * steps_per_epoch
     optimizer = _optimizer(params, cfg)
     scheduler = _scheduler(optimizer, cfg, steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp and cfg.amp_dtype == "float16")
 
     # --- state that a checkpoint carries ----------------------------------------------------------
     previous_s = 0.0  # wall time of the runs this one resumes
@@ -455,7 +454,7 @@ def fit(
         for i, batch in enumerate(itertools.islice(loader, steps_per_epoch - start), start=start):
             batch = to_device(batch, device)
             ctx = StepContext(epoch, state["global_step"], total_steps, steps_per_epoch, device, True, cfg)
-            with _autocast(device, use_amp):
+            with _autocast(device, use_amp, cfg.amp_dtype):
                 out = step(ddp_model, batch, ctx)
                 loss, hook_logs = _add_hook_terms(ddp_model, batch, out, ctx, loss_hooks)
             if not torch.isfinite(loss.detach()):
