@@ -230,6 +230,8 @@ def test_bad_inputs(tmp_path):
 
     with pytest.raises(ValueError, match=r"\[T, B, C\]"):
         fit(MeanOverT(FEATURES, CLASSES), make_data(), config=cfg(tmp_path, "y"), step=STEP)
+    with pytest.raises(ValueError, match="y: expected a \\[B\\] tensor of integer class indices"):
+        STEP(nn.Identity(), (torch.zeros(4, 3, 8), torch.zeros(4)), None)
     with pytest.raises(ValueError, match=r"\[B, T, \.\.\.\]"):
         STEP(nn.Identity(), (torch.zeros(4, 8), torch.zeros(4, dtype=torch.long)), None)
 

@@ -67,6 +67,10 @@ def classification_step(sequence_input: bool, loss: str = "ce") -> StepFn:
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
             raise ValueError(f"batch: expected an (x, y) pair, got {type(batch).__name__}")
         x, y = batch
+        if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.dtype.is_floating_point:
+            got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"y: expected a [B] tensor of integer class indices, got {got}")
+        y = y.long()
         if sequence_input and x.dim() < 3:
             raise ValueError(f"x: expected [B, T, ...] (sequence_input=True), got shape {tuple(x.shape)}")
         smoothing = ctx.config.label_smoothing if ctx.train else 0.0
