@@ -117,7 +117,9 @@ class RandomCropFrames:
 
 
 def transfer_step(
-    sliding: SlidingReplacement | None = None, augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    sliding: SlidingReplacement | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ):
     """Step function for ``sj_common.engine.fit`` (train and eval).
 
@@ -126,6 +128,8 @@ def transfer_step(
         augment: batch transform of the event frames ``[T, B, ...]`` in training (e.g.
             :class:`RandomCropFrames`); applied before the replacement, so a replaced static input is
             the augmented event input, as in the method.
+        preprocess: applied to every frame batch ``[B, T, ...]`` (both branches, train and eval), e.g.
+            a resize.
 
     Batches: ``(static, event, y)`` with ``[B, T, ...]`` frames (two-branch training) or ``(event, y)``
     (baseline training, and evaluation: event head only). Logits for accuracy: the event head's mean
@@ -139,12 +143,13 @@ def transfer_step(
         event, y = batch[-2], batch[-1]
         if event.dim() != 5:
             raise ValueError(f"event: expected frames [B, T, C, H, W], got {tuple(event.shape)}")
-        event = event.transpose(0, 1).contiguous()
+        prep = preprocess or (lambda x: x)
+        event = prep(event).transpose(0, 1).contiguous()
         if ctx.train and augment is not None:
             event = augment(event)
         logs: dict[str, float] = {}
         if ctx.train and len(batch) == 3:
-            static = batch[0].transpose(0, 1).contiguous()
+            static = prep(batch[0]).transpose(0, 1).contiguous()
             if sliding is not None:
                 static, mask = sliding(static, event, ctx.step, ctx.total_steps)
                 logs["replace_p"] = sliding.probability(ctx.step, ctx.total_steps)

@@ -1,0 +1,112 @@
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from sj_common.data import PairedStaticEvent, stratified_subset
+from sj_transfer.recipe import _Indexed, build_model, check_config
+from torch.utils.data import Dataset
+
+from sj_transfer import cli
+
+
+class _Const(Dataset):
+    """Items whose pixel values encode their label: static value = label / 10, event value = label + 1."""
+
+    def __init__(self, labels, shape, offset):
+        self.targets = np.asarray(labels, dtype=np.int64)
+        self.classes = [str(c) for c in range(int(self.targets.max()) + 1)]
+        self.shape, self.offset = shape, offset
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        y = int(self.targets[i])
+        return torch.full(self.shape, y / 10 if self.offset == 0 else y + 1.0), y
+
+
+def test_pairing_keeps_classes_aligned_and_sliding_keeps_labels():
+    from sj_transfer.sampler import SlidingReplacement
+
+    rng = np.random.default_rng(0)
+    static = _Const(rng.permutation(np.repeat(np.arange(5), 7)), (1, 6, 6), 0)
+    event = _Const(rng.permutation(np.repeat(np.arange(5), 20)), (3, 2, 6, 6), 1)
+    paired = PairedStaticEvent(static, _Indexed(event, np.arange(100)), T=3, train_ratio=0.5, seed=1)
+    xs, xe, ys = zip(*(paired[i] for i in range(len(paired))))
+    xs, xe, ys = torch.stack(xs), torch.stack(xe), torch.tensor(ys)
+    assert len(paired) == 50 and np.bincount(paired.targets).tolist() == [10] * 5
+    torch.testing.assert_close(xs[:, 0, 0, 0, 0], ys.float() / 10)  # static partner of the same class
+    torch.testing.assert_close(xe[:, 0, 0, 0, 0], ys.float() + 1)
+    # the baseline trains on the same event samples (same stratified subset for the same seed)
+    assert np.array_equal(paired.indices, stratified_subset(event.targets, 0.5, 1))
+    mixed, mask = SlidingReplacement(lambda i, n: 0.5, batch_dim=0)(xs, xe, 0, 1)
+    val = mixed[:, 0, 0, 0, 0]
+    assert mask.any() and (~mask).any()
+    torch.testing.assert_close(val[mask], ys[mask].float() + 1)  # replaced by its own event sample
+    torch.testing.assert_close(val[~mask], ys[~mask].float() / 10)
+
+
+def _configs():
+    folder = resources.files("sj_transfer") / "configs"
+    return {p.name[:-5]: yaml.safe_load(p.read_text()) for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def test_every_config_is_complete():
+    cfgs = _configs()
+    for pair in ("ncaltech101", "cifar10dvs", "nomniglot"):
+        for r in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+            assert f"{pair}_r{r}" in cfgs
+            assert cfgs[f"{pair}_r{r}"]["data"]["train_ratio"] == r
+        assert cfgs[pair]["data"]["train_ratio"] == 1.0
+    assert "mnist5k" in cfgs
+    for name, cfg in cfgs.items():
+        check_config(cfg)
+        assert set(cfg["method"]) == {
+            "alpha", "regularization", "coefficient_init", "tet", "tet_lambda", "mse_target", "sliding", "power",
+            "domain_loss",
+        }, name  # fmt: skip
+        assert {"T", "size", "train_ratio", "use_hsv", "crop_padding", "static_ratio"} <= set(cfg["data"]), (
+            name
+        )
+        assert {
+            "epochs",
+            "batch_size",
+            "lr",
+            "optimizer",
+            "weight_decay",
+            "scheduler",
+            "warmup_epochs",
+        } <= set(cfg["train"]), name
+    nc = cfgs["ncaltech101"]
+    assert (nc["data"]["T"], nc["data"]["size"], nc["method"]["alpha"], nc["method"]["power"]) == (
+        10,
+        48,
+        0.5,
+        3,
+    )
+    assert nc["train"]["lr"] == pytest.approx(5e-3 * 120 / 1024) and nc["train"]["epochs"] == 300
+    model = build_model(cfgs["cifar10dvs"], 10)
+    assert model.net.feature_dim == 512 * 3 * 3 and model.loss.T == 10
+    with pytest.raises(ValueError, match="unknown keys"):
+        check_config({"data": {"T": 4, "sizee": 3}})
+
+
+def test_cli_train_transfer_and_baseline(tmp_path, capsys, one_thread):
+    common = ["--config", "mnist5k", "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "16"]
+    common += ["--no-tensorboard", "--no-progress", "--T", "4", "--train-ratio", "0.2"]
+    res = cli.main(["train", *common, "--out", str(tmp_path / "t")])
+    assert res["method"] == "transfer" and res["num_train_events"] == 700
+    saved = json.loads((tmp_path / "t" / "results.json").read_text())
+    assert 0.0 <= saved["test_acc1"] <= 100.0 and "train_cka" in saved["history"][0]
+    base = cli.main(
+        ["train", *common, "--baseline", "--out", str(tmp_path / "b"), "--set", "method.alpha=0.3"]
+    )
+    assert base["method"] == "baseline" and base["num_train_events"] == 700
+    assert "baseline" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="available"):
+        cli.main(["train", "--config", "no_such_config"])
+    with pytest.raises(ValueError, match="data_root"):
+        cli.main(["train", "--config", "ncaltech101_r0.1", "--out", str(tmp_path / "x")])
