@@ -118,3 +118,27 @@ def test_wrapper_errors_and_input():
             teacher_layer="features",
             example_input=torch.rand(2, 1, 28, 28),
         )
+
+
+def test_vit_teacher_pre_logits_tap():
+    pytest.importorskip("timm")
+    t = create_model("vit_small_patch16_224", num_classes=10, img_size=32)
+    tap = FeatureTap(t, "pre_logits", detach=True)
+    z = t(torch.rand(2, 3, 32, 32))
+    assert z.shape == (2, 10) and tap.pop().shape == (2, 384)
+
+
+def test_vit_teacher_without_timm_is_clear(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == "timm":
+            raise ImportError("no timm")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    monkeypatch.setattr("importlib.import_module", lambda n: fake(n))
+    with pytest.raises(ImportError, match=r"sj-bkd\[vit\]"):
+        create_model("vit_small_patch16_224", num_classes=10)

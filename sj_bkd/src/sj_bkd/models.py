@@ -39,6 +39,7 @@ __all__ = [
     "list_models",
     "load_weights",
     "SEWTiny",
+    "SEWDVS",
     "CNNTiny",
     "ViTTeacher",
 ]
@@ -135,6 +136,47 @@ class SEWTiny(nn.Module):
         return self.fc(self.avgpool(x).flatten(2))
 
 
+class SEWDVS(nn.Module):
+    """The SEW-ResNet of the CIFAR10-DVS rows (spec section 2), from SpikingJelly's SEW ``BasicBlock``.
+
+    7 stages, each ``[conv1x1 + BN + PLIF when the width changes] + SEW block + MaxPool2``, widths
+    64 x 4 then 128 x 3; PLIF neurons (init tau 2, detach_reset). ``conv`` holds the layers in the
+    reference's order, so the distillation tap is ``'conv.9'`` (the 64 -> 128 conv1x1 + BN + PLIF, 8x8
+    for 128x128 input). Shapes: ``[T, B, 2, 128, 128]`` -> ``[T, B, num_classes]``.
+    """
+
+    def __init__(self, num_classes: int = 10, *, in_channels: int = 2, cnf: str = "ADD", **neuron_kw) -> None:
+        super().__init__()
+        from spikingjelly.activation_based import neuron
+
+        kw = {"init_tau": 2.0, "detach_reset": True, "step_mode": "m", **neuron_kw}
+        widths = [64] * 4 + [128] * 3
+        convs, cin = [], in_channels
+        for w in widths:
+            if w != cin:
+                convs.append(
+                    nn.Sequential(
+                        layer.Conv2d(cin, w, 1, bias=False),
+                        layer.BatchNorm2d(w),
+                        neuron.ParametricLIFNode(**kw),
+                    )
+                )
+            convs.append(BasicBlock(w, w, cnf=cnf, spiking_neuron=neuron.ParametricLIFNode, **kw))
+            convs.append(layer.MaxPool2d(2))
+            cin = w
+        self.conv = nn.Sequential(*convs)
+        self.fc = layer.Linear(128, num_classes)
+        self.in_channels = in_channels
+        functional.set_step_mode(self, "m")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5 or x.shape[2] != self.in_channels:
+            raise ValueError(
+                f"x: expected [T, B, {self.in_channels}, H, W] (time first), got shape {tuple(x.shape)}"
+            )
+        return self.fc(self.conv(x).mean((3, 4)))
+
+
 class CNNTiny(nn.Module):
     """A small ANN teacher for 28x28 images (embedded default): 3 conv-BN-ReLU stages, 2 max pools.
 
@@ -217,6 +259,7 @@ STUDENTS: dict[str, tuple[Callable[..., nn.Module], str]] = {
     },
     "spikingformer_cml": (SpikingformerCML, "blocks"),
     "sew_tiny": (SEWTiny, "layer2"),
+    "sew_dvs": (SEWDVS, "conv.9"),
 }
 #: Teacher builders: name -> (builder, default feature tap, kind for the head: 'cnn' maps | 'vit' vectors).
 TEACHERS: dict[str, tuple[Callable[..., nn.Module], str, str]] = {

@@ -1,0 +1,107 @@
+"""CLI and packaged configs."""
+
+import json
+
+import pytest
+from sj_bkd.cli import main
+from sj_bkd.models import STUDENTS, TEACHERS
+from sj_bkd.recipe import _train_config, list_configs, load_config
+
+
+def test_every_config_loads_and_names_known(tmp_path):
+    names = list_configs()
+    assert "mnist5k" in names and len(names) >= 20
+    for n in names:
+        cfg = load_config(n)
+        assert cfg["student"]["name"] in STUDENTS, n
+        t = cfg["teacher"]["name"]
+        assert t in TEACHERS or t in STUDENTS, n
+        assert cfg["distill"]["lam"] == 0.15 and cfg["data"]["T"] == (2 if n == "mnist5k" else 4)
+        _train_config(cfg["train"], tmp_path, {})  # every key is a TrainConfig field
+    assert load_config("imagenet_sew50_r50_mixed")["distill"]["alpha"] == 7e-5
+    assert load_config("cifar100_cml4_384_vits_mixed")["distill"]["alpha"] == 2e-3
+    with pytest.raises(FileNotFoundError, match="packaged config"):
+        load_config("no_such_config")
+
+
+def test_cli_teacher_train_then_distil(tmp_path):
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--config",
+        "mnist5k",
+        "--teacher",
+        "train",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--max-steps-per-epoch",
+        "2",
+        "--no-progress",
+        "--set",
+        "data.train_subset=64",
+        "--set",
+        "data.T=2",
+        "--set",
+        "data.val_subset=50",
+        "--set",
+        "data.test_subset=50",
+    ]
+    res = main(args)
+    assert (out / "teacher" / "teacher.pt").is_file() and (out / "student" / "results.json").is_file()
+    r = json.loads((out / "student" / "results.json").read_text())
+    assert 0 <= r["test_acc1"] <= 100 and "train_bkd" in r["history"][0] and "train_wsld" in r["history"][0]
+    assert res["teacher"]["test_acc1"] >= 0
+    # load the trained teacher from its file, plain KD mode
+    res2 = main(
+        [
+            "train",
+            "--config",
+            "mnist5k",
+            "--teacher-weights",
+            str(out / "teacher" / "teacher.pt"),
+            "--mode",
+            "kd",
+            "--out",
+            str(tmp_path / "kd"),
+            "--epochs",
+            "1",
+            "--max-steps-per-epoch",
+            "1",
+            "--no-progress",
+            "--set",
+            "data.train_subset=32",
+            "--set",
+            "data.T=2",
+            "--set",
+            "data.val_subset=20",
+            "--set",
+            "data.test_subset=20",
+        ]
+    )
+    assert "train_kd" in res2["student"]["history"][0]
+
+
+def test_cli_missing_teacher_weights(tmp_path):
+    with pytest.raises(FileNotFoundError, match="teacher-weights"):
+        main(["train", "--config", "mnist5k", "--out", str(tmp_path), "--set", "data.train_subset=32"])
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        main(
+            [
+                "train",
+                "--config",
+                "mnist5k",
+                "--out",
+                str(tmp_path),
+                "--teacher-weights",
+                str(tmp_path / "nope.pt"),
+                "--set",
+                "data.train_subset=32",
+                "--epochs",
+                "1",
+                "--max-steps-per-epoch",
+                "1",
+                "--no-progress",
+            ]
+        )
