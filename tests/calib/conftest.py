@@ -21,3 +21,16 @@ def spike_train_current(T=16, B=8, n_in=32, n_out=64, seed=0, p=0.3, scale=0.35)
     spikes = (torch.rand(T, B, n_in, generator=g, dtype=torch.float64) < p).to(torch.float64)
     w = torch.randn(n_in, n_out, generator=g, dtype=torch.float64) * scale
     return spikes @ w + 0.05
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # These nets are tiny: on a shared 2-core machine, 2 OpenMP threads spin-wait against each other and
+    # run ~20x slower than one. Restored after each module so other packages' tests are unaffected.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
