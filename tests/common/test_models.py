@@ -27,3 +27,9 @@ def test_small_vgg_rejects_bad_input():
         net(torch.zeros(3, 2, 34, 34))
     with pytest.raises(ValueError, match="neuron: expected"):
         small_spiking_vgg(neuron="izhikevich")
+
+
+def test_pool_size_sets_classifier_width():
+    net = small_spiking_vgg(cfg=(8, "M", 16), in_channels=1, num_classes=4, pool_size=3)
+    assert net.classifier[-1].in_features == 16 * 9
+    assert net(torch.rand(2, 5, 1, 20, 20)).shape == (2, 5, 4)

@@ -30,6 +30,8 @@ class SmallSpikingVGG(nn.Module):
         num_classes: output classes.
         batch_norm: a ``BatchNorm2d`` after every convolution.
         neuron: ``"lif"`` or ``"if"``; neuron keyword arguments go in ``neuron_kwargs``.
+        pool_size: the trunk's output is average-pooled to ``pool_size x pool_size`` before the linear
+            classifier (1 = global pooling; a few cells keep where a feature is, which small digits need).
 
     Shapes:
         input ``[T, B, in_channels, H, W]`` -> output ``[T, B, num_classes]`` (membrane-free logits per
@@ -44,6 +46,7 @@ class SmallSpikingVGG(nn.Module):
         batch_norm: bool = True,
         neuron: str = "lif",
         neuron_kwargs: dict | None = None,
+        pool_size: int = 1,
     ):
         super().__init__()
         if not cfg or not isinstance(cfg[0], int):
@@ -58,7 +61,9 @@ class SmallSpikingVGG(nn.Module):
         self.features[0] = layer.Conv2d(in_channels, first.out_channels, kernel_size=3, padding=1)
         last_channels = [v for v in cfg if isinstance(v, int)][-1]
         self.classifier = nn.Sequential(
-            layer.AdaptiveAvgPool2d(1), layer.Flatten(), layer.Linear(last_channels, num_classes)
+            layer.AdaptiveAvgPool2d(pool_size),
+            layer.Flatten(),
+            layer.Linear(last_channels * pool_size * pool_size, num_classes),
         )
         self.in_channels = in_channels
         functional.set_step_mode(self, "m")
