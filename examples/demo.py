@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from sj_common.data import MNIST5kEvents
 from sj_common.engine import TrainConfig, classification_step, evaluate, fit, unwrap
 from sj_common.metrics import firing_rates, synops_energy
