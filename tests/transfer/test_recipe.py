@@ -96,7 +96,7 @@ def test_every_config_is_complete():
 
 def test_cli_train_transfer_and_baseline(tmp_path, capsys, one_thread):
     common = ["--config", "mnist5k", "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "16"]
-    common += ["--no-tensorboard", "--no-progress", "--T", "4", "--train-ratio", "0.2"]
+    common += ["--no-tensorboard", "--no-progress", "--T", "2", "--train-ratio", "0.2"]
     res = cli.main(["train", *common, "--out", str(tmp_path / "t")])
     assert res["method"] == "transfer" and res["num_train_events"] == 700
     saved = json.loads((tmp_path / "t" / "results.json").read_text())
