@@ -16,7 +16,9 @@ def test_notebook_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("SJ_SMOKE", "1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny nets: avoid 2-thread spin-waiting on a shared CPU
     monkeypatch.chdir(tmp_path)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     assert (tmp_path / "runs" / "calib_notebook" / "sweep" / "sweep.png").is_file()
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if c.cell_type == "code")
     assert "calibrated" in text and os.environ["SJ_SMOKE"] == "1"

@@ -3,7 +3,7 @@
 ``run(out, quick)`` trains a small QCFS CNN (L=4) through ``sj_common.engine.fit`` (model selection on the
 validation split), converts it, calibrates it with rho=4 and reads the test accuracy at T = 1, 2, 4, 8
 (T excludes the rho pre-simulation steps; ``out/calib/sweep.json`` has the full accounting and
-``sweep.png`` the plot). quick: width 8, 2 epochs on 1,000 training images, 500 test images (~30 s on 2
+``sweep.png`` the plot). quick: width 8, 2 epochs on 1,000 training images, 300 test images (~30 s on 2
 cores); full: the ``mnist5k`` config's model, 5 epochs on all 3,500, all 1,000 test images (~2-3 min).
 """
 
@@ -33,7 +33,7 @@ def run(out: Path, quick: bool, seed: int = 0) -> dict:
     train, val, test = build_datasets(cfg, seed=seed)
     if quick:
         train = Split(train, stratified_subset(train.targets, 1000 / len(train), seed=seed))
-        test = Split(test, stratified_subset(test.targets, 0.5, seed=seed))
+        test = Split(test, stratified_subset(test.targets, 0.3, seed=seed))
     t = cfg["train"]
     tc = TrainConfig(
         out=str(out / "ann"),
