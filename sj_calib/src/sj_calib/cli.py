@@ -106,8 +106,12 @@ def main(argv=None) -> dict:
             )
         return res
 
+    import os
+
     from .recipe import build_datasets, load_ann
 
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 evaluates and writes
+        return {}
     t0 = time.time()
     c = _calib_options(cfg, args)
     Ts = sorted({int(t) for t in c["T"]})
