@@ -185,3 +185,18 @@ def test_calibrate_spikingjelly_ann2snn_output():
             assert y.shape == (4, 10)
             assert (y - ref).norm() / ref.norm() < 0.1
         assert cos(x, T=4).shape == (4, 4, 10)
+
+
+@pytest.mark.compat
+def test_torchvision_resnet_converts():
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    ann = replace_maxpool_by_avgpool(replace_relu_by_qcfs(torchvision.models.resnet18(num_classes=10), L=4))
+    hooks = _trained_like(ann)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        ann(x)
+        [h.remove() for h in hooks]
+        cos = calibrate(convert(ann), rho=2)
+        y = cos(x, T=3)  # torch.flatten(x, 1) and the shared block ReLU run on the [T*B, ...] stream
+    assert y.shape == (3, 2, 10) and torch.isfinite(y).all()

@@ -252,8 +252,8 @@ def convert(
     Runs :func:`preflight` first and raises :class:`UnsupportedModuleError` listing every unsupported
     module by name. ``fold_bn`` folds BN into the preceding conv/linear inside ``nn.Sequential``
     containers (other BNs are kept, evaluated in eval mode at every step: exact either way).
-    Shared QCFS instances (one module used twice in ``forward``) are converted once and stay shared,
-    which is wrong for a stateful neuron: they raise an error.
+    A QCFS used at several places (torchvision's shared ``self.relu``) becomes one shared layer: exact,
+    because the layer resets itself and recomputes its initial potentials at every call.
     """
     bad = preflight(ann, maxpool=maxpool)
     if bad:
@@ -262,23 +262,16 @@ def convert(
             "Swap ReLUs with sj_calib.replace_relu_by_qcfs and max pooling with "
             "replace_maxpool_by_avgpool before training (or pass maxpool='keep').",
         )
-    qcfs = [(n, m) for n, m in ann.named_modules(remove_duplicate=False) if isinstance(m, QCFS)]
+    qcfs = [(n, m) for n, m in ann.named_modules() if isinstance(m, QCFS)]
     if not qcfs:
         raise ValueError("ann: no QCFS activation found; train with sj_calib.replace_relu_by_qcfs first")
-    ids = [id(m) for _, m in qcfs]
-    if len(set(ids)) != len(ids):
-        dup = sorted({n for n, m in qcfs if ids.count(id(m)) > 1})
-        raise ValueError(
-            f"ann: QCFS module(s) reached under several names {dup}; give each use its own module"
-        )
+    for n, m in qcfs:
+        if not float(m.threshold.detach().item()) > 0:
+            raise ValueError(f"ann: QCFS {n!r} has threshold {m.threshold.item()!r}; expected > 0")
     nd = sample_ndim if sample_ndim is not None else _sample_ndim(ann)
     body = copy.deepcopy(ann).eval()
     if fold_bn:
         fold_batchnorm(body)
-
-    for n, m in qcfs:
-        if not float(m.threshold.detach().item()) > 0:
-            raise ValueError(f"ann: QCFS {n!r} has threshold {m.threshold.item()!r}; expected > 0")
 
     def to_if(m):
         if isinstance(m, QCFS):
