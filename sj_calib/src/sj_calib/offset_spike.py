@@ -101,14 +101,17 @@ def _check(x_seq, v_threshold, rho, shift, saturate, iterations) -> float:
     return float(v_threshold)
 
 
-def _simulate(node, u_seq: torch.Tensor, v0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the IF node (threshold 1, soft reset) from ``v0``; return spikes, pre-reset H, final v."""
+def _simulate(node, u_seq: torch.Tensor, v0: torch.Tensor, need_h: bool = True):
+    """Run the IF node (threshold 1, soft reset) from ``v0``; return spikes, pre-reset H (or None), final v."""
+    node.store_v_seq = need_h  # recording v_seq costs a concatenation per run: only when H is needed
     node.reset()
     set_initial_potential(node, v0)
     spikes = node(u_seq)
-    v_seq = node.v_seq  # post-reset potential per step (store_v_seq=True)
+    if not need_h:
+        return spikes, None, node.v
+    v_seq = node.v_seq  # post-reset potential per step
     if not isinstance(v_seq, torch.Tensor) or v_seq.shape != spikes.shape:
-        raise RuntimeError("the IF node did not record v_seq; build it with store_v_seq=True")
+        raise RuntimeError("the IF node did not record v_seq (store_v_seq=True)")
     h_seq = v_seq + spikes  # soft reset with threshold 1: H = v + s
     return spikes, h_seq, node.v
 
@@ -130,7 +133,7 @@ def _calibrated_spikes(node, u_seq, rho, shift, saturate, iterations, want_info)
     masks = None
     n_before = None
     for _ in range(iterations if rho > 0 else 0):
-        s, h, v_rho = _simulate(node, u_seq[:rho], v0)
+        s, h, v_rho = _simulate(node, u_seq[:rho], v0, need_h=shift == "reference")
         n = s.sum(0)
         if n_before is None:
             n_before = n
@@ -141,20 +144,26 @@ def _calibrated_spikes(node, u_seq, rho, shift, saturate, iterations, want_info)
         up = w >= 1
         sat = up & (n >= rho)
         up = up & ~sat
+        dt = v0.dtype
         if shift == "theta":
-            d_down = d_up = torch.ones_like(v0)
+            v0 = v0 - lower.to(dt) + up.to(dt)
         else:
-            h_plus = torch.where(s > 0, h, torch.full_like(h, _SENTINEL)).amin(0)
-            h_minus = torch.where(s > 0, torch.full_like(h, -_SENTINEL), h).amax(0)
-            d_down = (h_plus - _MARGIN_DOWN).clamp(min=1.0)
-            d_up = (_MARGIN_UP - h_minus).clamp(min=1.0)
-        v0 = v0 - lower.to(v0.dtype) * d_down + up.to(v0.dtype) * d_up
+            # lowest pre-reset H among spiking steps / highest among silent steps. Arithmetic masking is
+            # ~5x faster than masked_fill on CPU; where a neuron has no such step the value differs from
+            # the reference's +-1000 sentinel, but such neurons are never shifted by it (lower needs a
+            # spike, a non-saturated raise a silent step; saturated ones are handled below).
+            big = torch.finfo(h.dtype).max / 4
+            h_plus = (h + (1.0 - s) * big).amin(0)
+            h_minus = (h - s * big).amax(0)
+            d_down = (h_plus - _MARGIN_DOWN).clamp_(min=1.0)
+            d_up = (_MARGIN_UP - h_minus).clamp_(min=1.0)
+            v0 = v0.addcmul(lower.to(dt), d_down, value=-1.0).addcmul_(up.to(dt), d_up)
         if saturate == "reference":
             # the reference's d_up with no silent step: 1.001 + 1000 -> pinned to full rate (spec 3.3)
-            v0 = torch.where(sat, torch.full_like(v0, 0.5 + _MARGIN_UP + _SENTINEL), v0)
+            v0 = v0.masked_fill(sat, 0.5 + _MARGIN_UP + _SENTINEL)
         if masks is None:
             masks = (lower, up, sat)
-    spikes, _, _ = _simulate(node, u_seq, v0)
+    spikes, _, _ = _simulate(node, u_seq, v0, need_h=False)
     if not want_info:
         return spikes, None
     if masks is None:  # rho == 0: plain half-threshold IF, nothing flagged
