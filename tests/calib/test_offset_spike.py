@@ -212,3 +212,49 @@ def test_streaming_implementation_matches_layer_by_layer():
     got = torch.stack(outs)
     assert got.shape[0] == T
     assert torch.equal(got, ref)
+
+
+def _spec_cos_layer(x, theta, rho):
+    """Literal port of the spec's section 3.2 (one pass, reference shift and saturation), float64 loops."""
+    u = x / theta
+    s, h, v = if_reference(u[:rho], torch.full_like(u[0], 0.5))
+    n, v_rho = s.sum(0), v[-1]
+    lower = (v_rho < 0) & (n > 0)
+    h_plus = torch.where(s == 1, h, torch.full_like(h, 1000.0)).amin(0)
+    h_minus = torch.where(s == 0, h, torch.full_like(h, -1000.0)).amax(0)
+    d_down = torch.where(h_plus - 0.999 > 1, h_plus - 0.999, torch.ones_like(h_plus))
+    d_up = torch.where(1.001 - h_minus > 1, 1.001 - h_minus, torch.ones_like(h_minus))
+    v0 = 0.5 - lower.to(u.dtype) * d_down
+    v0 = torch.where(v_rho >= 1, 0.5 + d_up, v0)
+    out, _, _ = if_reference(u, v0)
+    return out * theta
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_parity_with_spec_port_on_random_conv_net(seed):
+    from torch import nn
+
+    from sj_calib import QCFS, calibrate, convert
+
+    g = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(2, 6, 3, padding=1), QCFS(4, 1.3), nn.AvgPool2d(2), nn.Conv2d(6, 8, 3, padding=1), QCFS(4, 0.3),
+        nn.Flatten(), nn.Linear(8 * 16, 5),
+    ).double().eval()  # fmt: skip
+    for p in net.parameters():
+        p.data = torch.randn(p.shape, generator=g, dtype=torch.float64) * 1.5
+    net[1].threshold.data.fill_(1.3)
+    net[4].threshold.data.fill_(0.3)
+    x = torch.rand(3, 2, 8, 8, generator=g, dtype=torch.float64)
+    T, rho = 7, 4
+    with torch.no_grad():
+        ours = calibrate(convert(net), rho=rho)(x, T=T)
+        seq = x.unsqueeze(0).expand(T, *x.shape).flatten(0, 1)
+        a = net[0](seq).unflatten(0, (T, 3))
+        a = _spec_cos_layer(a, 1.3, rho)
+        a = net[3](net[2](a.flatten(0, 1))).unflatten(0, (T, 3))
+        a = _spec_cos_layer(a, 0.3, rho)
+        ref = net[6](net[5](a.flatten(0, 1))).unflatten(0, (T, 3))
+        plain = convert(net)(x, T=T)
+    assert torch.equal(ours, ref)
+    assert not torch.equal(ours, plain)  # the calibration did act on this net
