@@ -2,15 +2,17 @@
 
 Pieces usable around any SpikingJelly model: :func:`linear_cka`, :class:`DomainTransferLoss`,
 :class:`SlidingReplacement` (with :class:`PowerSchedule` / :class:`StepSchedule`), :func:`tet_loss`,
-:class:`QGateGrad`. The paper's network and the training wrapper live in :mod:`sj_transfer.models`
-and :mod:`sj_transfer.train`.
+:class:`QGateGrad`. The paper's network (:class:`TransferVGGSNN`), the engine wrapper (:class:`TransferModel`,
+:func:`transfer_step`), config-driven runs (:mod:`sj_transfer.recipe`) and the CLI (:mod:`sj_transfer.cli`).
 """
 
 from .cka import linear_cka, linear_cka_per_step
 from .loss import DomainTransferLoss, TransferLossOutput
+from .models import TransferVGGSNN
 from .sampler import PowerSchedule, SlidingReplacement, StepSchedule, make_schedule, replacement_probability
 from .surrogate import QGateGrad, back_ei_gate_grad
 from .tet import tet_loss
+from .train import RandomCropFrames, TransferModel, transfer_step
 
 __version__ = "0.1.0"
 
@@ -27,4 +29,8 @@ __all__ = [
     "tet_loss",
     "QGateGrad",
     "back_ei_gate_grad",
+    "TransferVGGSNN",
+    "TransferModel",
+    "transfer_step",
+    "RandomCropFrames",
 ]

@@ -3,10 +3,11 @@
 * :class:`QGateGrad` (VGG-SNN, N-Caltech101, CIFAR10-DVS): forward Heaviside, backward
   ``alpha - alpha^2 |x|`` on ``|x| <= 1/alpha`` (a triangle), ``alpha = 2``. That is exactly SpikingJelly's
   ``surrogate.PiecewiseQuadratic(alpha=2)``, so QGateGrad *is* that class (a subclass that only changes the
-  default alpha and the name); tests prove the gradients equal on a grid. Because it is a
-  PiecewiseQuadratic, SpikingJelly's CuPy/Triton kernels treat it the same way.
+  default alpha and the name); tests prove the gradients equal on a grid. Being a PiecewiseQuadratic, it
+  inherits that class's CUDA code generation (used by 0.0.0.0.14's CuPy neurons).
 * :func:`back_ei_gate_grad` (N-Omniglot): a rectangle of height 1 on ``|x| < 0.5``: SpikingJelly 2.x's
-  ``surrogate.Rect(alpha=1)``; 0.0.0.0.14 has no ``Rect``, so a small equivalent is defined here.
+  ``surrogate.Rect(alpha=1)``; 0.0.0.0.14 has no ``Rect``, so a small equivalent is defined here (a
+  SpikingJelly-line difference that could move to ``sj_common.compat``).
 """
 
 from __future__ import annotations
