@@ -18,7 +18,7 @@ from spikingjelly.activation_based import base, functional, layer, neuron
 from torch import nn
 
 from .convert import SpikingNet, TimeFlattened, _sample_ndim, _swap, spiking_layers
-from .offset_spike import OffsetSpikeIF, _check
+from .offset_spike import OffsetSpikeIF, check_options
 
 __all__ = ["calibrate", "OffsetSpikeCalibrator"]
 
@@ -50,7 +50,7 @@ def calibrate(
         with ``net.T`` set it also takes a static ``[B, ...]`` batch. Latency: ``T`` main steps,
         ``iterations * rho + T`` neuron updates per layer, about ``D * rho + T`` end to end when streaming.
     """
-    _check(_probe(rho), 1.0, rho, shift, saturate, iterations)
+    check_options(rho, shift, saturate, iterations)
     if isinstance(snn, SpikingNet):
         net = copy.deepcopy(snn)
         for _, m in spiking_layers(net):
@@ -101,9 +101,3 @@ def calibrate(
 
 def _inside(name: str, ifs) -> bool:
     return any(name.startswith(n + ".") for n, _ in ifs)
-
-
-def _probe(rho):
-    import torch
-
-    return torch.zeros(max(rho, 1) if isinstance(rho, int) and rho >= 0 else 1, 1)

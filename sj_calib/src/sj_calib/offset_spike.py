@@ -64,6 +64,18 @@ class CalibrationInfo:
     presim_steps: int
 
 
+def check_options(rho, shift: str = "reference", saturate: str = "reference", iterations: int = 1) -> None:
+    """Raise a ``ValueError`` naming the argument when a calibration option is invalid."""
+    if not isinstance(rho, int) or isinstance(rho, bool) or rho < 0:
+        raise ValueError(f"rho: expected an int >= 0 (pre-simulation steps), got {rho!r}")
+    if shift not in _SHIFTS:
+        raise ValueError(f"shift: expected one of {_SHIFTS}, got {shift!r}")
+    if saturate not in _SATURATES:
+        raise ValueError(f"saturate: expected one of {_SATURATES}, got {saturate!r}")
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
+        raise ValueError(f"iterations: expected an int >= 1, got {iterations!r}")
+
+
 def _check(x_seq, v_threshold, rho, shift, saturate, iterations) -> float:
     if not isinstance(x_seq, torch.Tensor) or not x_seq.is_floating_point():
         raise TypeError(
@@ -84,14 +96,7 @@ def _check(x_seq, v_threshold, rho, shift, saturate, iterations) -> float:
         v_threshold = float(v_threshold.item())
     if not isinstance(v_threshold, (int, float)) or not v_threshold > 0 or v_threshold != v_threshold:
         raise ValueError(f"v_threshold: expected a positive finite number, got {v_threshold!r}")
-    if not isinstance(rho, int) or isinstance(rho, bool) or rho < 0:
-        raise ValueError(f"rho: expected an int >= 0 (pre-simulation steps), got {rho!r}")
-    if shift not in _SHIFTS:
-        raise ValueError(f"shift: expected one of {_SHIFTS}, got {shift!r}")
-    if saturate not in _SATURATES:
-        raise ValueError(f"saturate: expected one of {_SATURATES}, got {saturate!r}")
-    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
-        raise ValueError(f"iterations: expected an int >= 1, got {iterations!r}")
+    check_options(rho, shift, saturate, iterations)
     if rho > x_seq.shape[0]:
         raise ValueError(
             f"x_seq: the pre-simulation needs at least rho={rho} input steps, got T={x_seq.shape[0]} "
@@ -263,7 +268,9 @@ class OffsetSpikeIF(base.MemoryModule):
             raise ValueError(f"step_mode: OffsetSpikeIF is multi-step only ('m'), got {step_mode!r}")
         self.v_threshold = float(v_threshold)
         self.rho, self.shift, self.saturate, self.iterations = rho, shift, saturate, iterations
-        _check(torch.zeros(max(rho, 1), 1), self.v_threshold, rho, shift, saturate, iterations)
+        check_options(rho, shift, saturate, iterations)
+        if not self.v_threshold > 0:
+            raise ValueError(f"v_threshold: expected a positive number, got {v_threshold!r}")
         self.step_mode = "m"
         self._ready = True
         self.node = _new_node()
