@@ -15,6 +15,7 @@ from sj_calib import (
     calibrate,
     convert,
     fold_batchnorm,
+    offset_histogram,
     preflight,
     replace_maxpool_by_avgpool,
     replace_relu_by_qcfs,
@@ -147,6 +148,14 @@ def test_calibrated_net_causal_and_reset_free():
             cos(x.unsqueeze(0).repeat(2, 1, 1, 1, 1), T=None)
         with pytest.raises(ValueError, match="rho"):
             calibrate(cos, rho=-1)
+        hist = offset_histogram(cos, x, T=6)
+        assert list(hist) == [n for n, _ in spiking_layers(cos.body)]
+        for h in hist.values():
+            assert sum(h["before"]) == sum(h["after"]) > 0 and sum(h["before"]) % x.shape[0] == 0
+            assert h["after"][0] >= h["before"][0]
+        assert hist[next(iter(hist))]["before"][1:] == [0, 0, 0]  # first layer: constant input, no offsets
+        with pytest.raises(ValueError, match="rho = 0"):
+            offset_histogram(convert(model), x, T=6)
 
 
 @pytest.mark.compat

@@ -17,6 +17,7 @@ from .convert import (
     preflight,
     spiking_layers,
 )
+from .histogram import offset_histogram
 from .offset_spike import (
     CalibrationInfo,
     OffsetSpikeIF,
@@ -36,6 +37,7 @@ __all__ = [
     "offset_spike_if",
     "offset_spike_if_with_info",
     "offset_buckets",
+    "offset_histogram",
     "CalibrationInfo",
     "OffsetSpikeIF",
     "OffsetSpikeCalibrator",
