@@ -2,10 +2,11 @@
 
 import pytest
 import torch
-from conftest import if_reference, spike_train_current
 from spikingjelly.activation_based import functional
 
 from sj_calib import QCFS, OffsetSpikeIF, offset_spike_if, offset_spike_if_with_info
+
+from .conftest import if_reference, spike_train_current
 
 pytestmark = pytest.mark.compat
 
