@@ -2,10 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
 from sj_bkd.cli import main
 from sj_bkd.models import STUDENTS, TEACHERS
-from sj_bkd.recipe import _train_config, list_configs, load_config
+from sj_bkd.recipe import _train_config, build_data, list_configs, load_config
 
 
 def test_every_config_loads_and_names_known(tmp_path):
@@ -16,12 +17,24 @@ def test_every_config_loads_and_names_known(tmp_path):
         assert cfg["student"]["name"] in STUDENTS, n
         t = cfg["teacher"]["name"]
         assert t in TEACHERS or t in STUDENTS, n
-        assert cfg["distill"]["lam"] == 0.15 and cfg["data"]["T"] == (2 if n == "mnist5k" else 4)
+        assert cfg["distill"]["lam"] == 0.15 and cfg["data"]["T"] == 4
         _train_config(cfg["train"], tmp_path, {})  # every key is a TrainConfig field
     assert load_config("imagenet_sew50_r50_mixed")["distill"]["alpha"] == 7e-5
     assert load_config("cifar100_cml4_384_vits_mixed")["distill"]["alpha"] == 2e-3
     with pytest.raises(FileNotFoundError, match="packaged config"):
         load_config("no_such_config")
+
+
+def test_mnist5k_limited_data_student():
+    # the embedded default: teacher on the whole train split, student on a stratified 10%
+    cfg = load_config("mnist5k")
+    t_train, val, test, k = build_data(cfg, role="teacher")
+    s_train = build_data(cfg, seed=1)[0]
+    assert (len(t_train), len(s_train), len(val), len(test), k) == (3500, 350, 250, 1000, 10)
+    assert np.bincount(s_train.targets, minlength=10).min() >= 30  # stratified
+    assert not np.array_equal(s_train.indices, build_data(cfg, seed=2)[0].indices)  # seeded
+    with pytest.raises(ValueError, match="role"):
+        build_data(cfg, role="pupil")
 
 
 def test_cli_teacher_train_then_distil(tmp_path):
@@ -37,16 +50,18 @@ def test_cli_teacher_train_then_distil(tmp_path):
         "--epochs",
         "1",
         "--max-steps-per-epoch",
-        "2",
+        "1",
         "--no-progress",
         "--set",
-        "data.train_subset=64",
+        "data.train_subset=32",
+        "--set",
+        "data.teacher_train_subset=48",
         "--set",
         "data.T=2",
         "--set",
-        "data.val_subset=50",
+        "data.val_subset=20",
         "--set",
-        "data.test_subset=50",
+        "data.test_subset=20",
     ]
     res = main(args)
     assert (out / "teacher" / "teacher.pt").is_file() and (out / "student" / "results.json").is_file()

@@ -2,7 +2,11 @@
 
 Used by the CLI (``sj-bkd train``), the demo and the notebook. The config layout (YAML)::
 
-    data:    {name, T, teacher_T, val_fraction, train_subset, image_size, teacher_input_size, ...}
+    data:    {name, T, teacher_T, val_fraction, train_subset, teacher_train_subset, image_size,
+              teacher_input_size, ...}
+             train_subset limits the STUDENT's training images (a count, or a ratio <= 1; stratified,
+             seeded); the teacher (``--teacher train``) trains on teacher_train_subset, default the
+             whole train split. Val and test are shared.
     student: {name, layer, kwargs}
     teacher: {name, layer, kind, weights, kwargs, interpolation, train: {TrainConfig keys}}
     distill: {mode, alpha, lam, use_clip, tau, beta, kd_tau}
@@ -111,10 +115,17 @@ def _static_transforms(data: dict, train: bool):
 
 
 def build_data(
-    cfg: dict, data_root: str | None = None, seed: int = 0
+    cfg: dict, data_root: str | None = None, seed: int = 0, *, role: str = "student"
 ) -> tuple[Dataset, Dataset | None, Dataset, int]:
     """(train, val, test, num_classes) for ``cfg['data']``. Val is carved from train (``val_fraction``),
-    never from test; MNIST-5k has its own val split."""
+    never from test; MNIST-5k has its own val split.
+
+    ``role='student'`` limits train to ``data.train_subset``; ``role='teacher'`` to
+    ``data.teacher_train_subset`` (default: all of it), so that a teacher trained on the full split can
+    teach a student that sees only a few images.
+    """
+    if role not in ("student", "teacher"):
+        raise ValueError(f"role: expected 'student' or 'teacher', got {role!r}")
     data = cfg["data"]
     name = data["name"]
     if name == "mnist5k":
@@ -163,7 +174,7 @@ def build_data(
         ratio = n / len(ds) if n > 1 else n
         return _subset(ds, stratified_subset(ds.targets, min(ratio, 1.0), seed=seed))
 
-    train = shrink(train, data.get("train_subset"))
+    train = shrink(train, data.get("train_subset" if role == "student" else "teacher_train_subset"))
     val = shrink(val, data.get("val_subset"))
     test = shrink(test, data.get("test_subset"))
     return train, val, test, num_classes
@@ -315,7 +326,10 @@ def run(
             for k, v in overrides.items()
             if k in ("seed", "device", "resume", "progress", "max_steps_per_epoch")
         }
-        teacher_weights, result["teacher"] = train_teacher(cfg, data, out / "teacher", t_over)
+        t_data = data
+        if cfg["data"].get("train_subset") != cfg["data"].get("teacher_train_subset"):
+            t_data = build_data(cfg, data_root, seed, role="teacher")
+        teacher_weights, result["teacher"] = train_teacher(cfg, t_data, out / "teacher", t_over)
     elif teacher != "load":
         raise ValueError(f"--teacher: expected 'load' or 'train', got {teacher!r}")
     elif mode != "none" and not (teacher_weights or cfg.get("teacher", {}).get("weights")):
