@@ -90,3 +90,26 @@ def test_random_crop_frames_same_offset_for_all_frames():
         d = out[1, b] - out[0, b]
         mask = (out[0, b] > 0) & (out[1, b] > 0)
         assert torch.all(d[mask] == 108.0)
+
+
+@pytest.mark.compat
+def test_event_bn_stats_keeps_running_statistics_of_the_event_pass_only():
+    T, B = 2, 4
+    torch.manual_seed(0)
+    static, event = torch.rand(T, B, 2, 12, 12) * 5.0, torch.rand(T, B, 2, 12, 12)
+    y = torch.randint(0, 4, (B,))
+    both = TransferModel(_tiny(), DomainTransferLoss(T))
+    only = TransferModel(_tiny(), DomainTransferLoss(T), event_bn_stats=True)
+    ref = TransferModel(_tiny(), DomainTransferLoss(T), baseline=True)
+    only.load_state_dict(both.state_dict())
+    ref.load_state_dict(both.state_dict())
+    for m in (both, only, ref):
+        m(static, event, y)
+
+    def bn(m):
+        return next(x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d))
+
+    mean = {k: bn(m).running_mean for k, m in (("both", both), ("only", only), ("ref", ref))}
+    assert torch.allclose(mean["only"], mean["ref"])  # as if only the event pass had run
+    assert not torch.allclose(mean["both"], mean["ref"])  # the reference mixes in the static pass
+    assert bn(only).momentum == 0.1  # restored after the static pass

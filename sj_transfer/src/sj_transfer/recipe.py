@@ -40,7 +40,7 @@ _DATA_KEYS = {
 _MODEL_KEYS = {"cfg", "tau", "v_threshold", "surrogate", "surrogate_alpha"}
 _METHOD_KEYS = {
     "alpha", "regularization", "coefficient_init", "tet", "tet_lambda", "mse_target", "sliding", "power",
-    "domain_loss",
+    "domain_loss", "event_bn_stats",
 }  # fmt: skip
 
 
@@ -179,7 +179,7 @@ def build_model(cfg: Mapping[str, Any], num_classes: int, baseline: bool = False
         init=float(me.get("coefficient_init", 1.0)),
         domain_loss=bool(me.get("domain_loss", True)),
     )
-    return TransferModel(net, loss, baseline=baseline)
+    return TransferModel(net, loss, baseline=baseline, event_bn_stats=bool(me.get("event_bn_stats", False)))
 
 
 def build_step(cfg: Mapping[str, Any], baseline: bool = False):

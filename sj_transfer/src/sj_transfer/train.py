@@ -19,6 +19,7 @@ ran the static branch at evaluation and threw it away, spec pitfall 18: skipped 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -51,12 +52,20 @@ class TransferModel(nn.Module):
         baseline: train on event data alone with the event head (TET with the loss's lambda and MSE
             target, unweighted); the static head and the coefficients are then unused (build the
             network with ``static_head=False`` and the loss with ``regularization="none"`` for DDP).
+        event_bn_stats: keep BatchNorm *running* statistics from the event pass only (the static pass
+            still normalises with its own batch statistics in training, but leaves the running
+            estimates untouched). Why: only the event head is evaluated, with running statistics; in
+            the reference they are an average over both passes (spec appendix 6.10), i.e. partly
+            static-image statistics, which mis-normalise event inputs at test time. Training itself is
+            unchanged. Default ``False`` (the reference's behaviour).
 
     ``forward(static, event, target=None)``: ``static``/``event`` ``[T, B, ...]``; ``static=None`` runs
     the event branch only. Returns :class:`TransferForward`.
     """
 
-    def __init__(self, net: nn.Module, loss: DomainTransferLoss, baseline: bool = False):
+    def __init__(
+        self, net: nn.Module, loss: DomainTransferLoss, baseline: bool = False, event_bn_stats: bool = False
+    ):
         super().__init__()
         if not hasattr(net, "forward_features"):
             raise TypeError(
@@ -66,6 +75,7 @@ class TransferModel(nn.Module):
         self.net = net
         self.loss = loss
         self.baseline = baseline
+        self.event_bn_stats = bool(event_bn_stats)
 
     def forward(self, static: torch.Tensor | None, event: torch.Tensor, target: torch.Tensor | None = None):
         if static is None or self.baseline:
@@ -84,11 +94,27 @@ class TransferModel(nn.Module):
                 "target: expected [B] int64 labels for the two-branch (training) forward, got None"
             )
         functional.reset_net(self.net)
-        static_logits, static_feat = self.net.forward_features(static, "static")
+        with _frozen_bn_running_stats(self.net, self.event_bn_stats and self.training):
+            static_logits, static_feat = self.net.forward_features(static, "static")
         functional.reset_net(self.net)  # nothing of the static pass leaks into the event pass
         event_logits, event_feat = self.net.forward_features(event, "event")
         parts = self.loss(static_logits, event_logits, static_feat, event_feat, target)
         return TransferForward(parts.loss, event_logits, parts)
+
+
+@contextmanager
+def _frozen_bn_running_stats(net: nn.Module, active: bool):
+    """Within the block, BatchNorm layers normalise with batch statistics but do not update their running
+    estimates (momentum 0: ``running = running * 1 + batch * 0``)."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if active else []
+    saved = [m.momentum for m in bns]
+    try:
+        for m in bns:
+            m.momentum = 0.0
+        yield
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
 
 
 class RandomCropFrames:
