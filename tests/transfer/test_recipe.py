@@ -66,7 +66,7 @@ def test_every_config_is_complete():
         check_config(cfg)
         assert set(cfg["method"]) == {
             "alpha", "regularization", "coefficient_init", "tet", "tet_lambda", "mse_target", "sliding", "power",
-            "domain_loss",
+            "domain_loss", "event_bn_stats",
         }, name  # fmt: skip
         assert {"T", "size", "train_ratio", "use_hsv", "crop_padding", "static_ratio"} <= set(cfg["data"]), (
             name
