@@ -30,7 +30,7 @@ def test_mnist5k_limited_data_student():
     cfg = load_config("mnist5k")
     t_train, val, test, k = build_data(cfg, role="teacher")
     s_train = build_data(cfg, seed=1)[0]
-    assert (len(t_train), len(s_train), len(val), len(test), k) == (3500, 350, 250, 1000, 10)
+    assert (len(t_train), len(s_train), len(val), len(test), k) == (3500, 350, 500, 1000, 10)
     assert np.bincount(s_train.targets, minlength=10).min() >= 30  # stratified
     assert not np.array_equal(s_train.indices, build_data(cfg, seed=2)[0].indices)  # seeded
     with pytest.raises(ValueError, match="role"):
