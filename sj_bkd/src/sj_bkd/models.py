@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torchvision
 from sj_common.compat import if_node
+from sj_common.models import check_frames
 from spikingjelly.activation_based import functional, layer, surrogate
 from spikingjelly.activation_based.model import sew_resnet, spiking_vgg
 from spikingjelly.activation_based.model.sew_resnet import BasicBlock
@@ -137,10 +138,7 @@ class SEWTiny(nn.Module):
         functional.set_step_mode(self, "m")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5 or x.shape[2] != self.in_channels:
-            raise ValueError(
-                f"x: expected [T, B, {self.in_channels}, H, W] (time first), got shape {tuple(x.shape)}"
-            )
+        check_frames(x, self.in_channels)
         x = self.maxpool(self.sn1(self.bn1(self.conv1(x))))
         x = self.layer2(self.layer1(x))
         return self.fc(self.avgpool(x).flatten(2))
@@ -180,10 +178,7 @@ class SEWDVS(nn.Module):
         functional.set_step_mode(self, "m")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5 or x.shape[2] != self.in_channels:
-            raise ValueError(
-                f"x: expected [T, B, {self.in_channels}, H, W] (time first), got shape {tuple(x.shape)}"
-            )
+        check_frames(x, self.in_channels)
         return self.fc(self.conv(x).mean((3, 4)))
 
 

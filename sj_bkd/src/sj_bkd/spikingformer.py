@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 from sj_common.compat import lif_node
+from sj_common.models import check_frames
 from spikingjelly.activation_based import functional, layer
 
 __all__ = ["SpikingformerCML", "SpikingTokenizer", "SpikingSelfAttention", "SpikingMLP", "SpikingformerBlock"]
@@ -156,10 +157,7 @@ class SpikingformerCML(nn.Module):
         functional.set_step_mode(self, "m")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5 or x.shape[2] != self.in_channels:
-            raise ValueError(
-                f"x: expected [T, B, {self.in_channels}, H, W] (time first), got shape {tuple(x.shape)}"
-            )
+        check_frames(x, self.in_channels)
         return self.blocks(self.tokenizer(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,15 @@ from torch import nn
 
 from . import compat
 
-__all__ = ["SmallSpikingVGG", "small_spiking_vgg"]
+__all__ = ["SmallSpikingVGG", "small_spiking_vgg", "check_frames"]
+
+
+def check_frames(x: torch.Tensor, channels: int, name: str = "x") -> None:
+    """Raise a ValueError unless ``x`` is a time-first frame sequence ``[T, B, channels, H, W]``."""
+    if x.dim() != 5 or x.shape[2] != channels:
+        raise ValueError(
+            f"{name}: expected [T, B, {channels}, H, W] (time first), got shape {tuple(x.shape)}"
+        )
 
 
 class SmallSpikingVGG(nn.Module):
@@ -69,10 +77,7 @@ class SmallSpikingVGG(nn.Module):
         functional.set_step_mode(self, "m")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5 or x.shape[2] != self.in_channels:
-            raise ValueError(
-                f"x: expected [T, B, {self.in_channels}, H, W] (time first), got shape {tuple(x.shape)}"
-            )
+        check_frames(x, self.in_channels)
         return self.classifier(self.features(x))
 
 
