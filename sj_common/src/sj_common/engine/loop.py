@@ -352,6 +352,19 @@ def fit(
             net, device_ids=ids, find_unused_parameters=cfg.find_unused_parameters
         )
 
+    def run_eval(dataset) -> dict:
+        return evaluate(
+            ddp_model,
+            dataset,
+            step=eval_step,
+            device=device,
+            batch_size=cfg.eval_batch_size or cfg.batch_size,
+            collate_fn=collate_fn,
+            workers=cfg.workers,
+            amp=use_amp,
+            config=cfg,
+        )
+
     per_rank = math.ceil(len(train_set) / world)
     steps_per_epoch = math.ceil(per_rank / cfg.batch_size)
     if cfg.max_steps_per_epoch:
@@ -493,17 +506,7 @@ def fit(
         row = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0]}
         row.update({f"train_{k}": v for k, v in meter.result(device).items()})
         if val_set is not None:
-            val = evaluate(
-                ddp_model,
-                val_set,
-                step=eval_step,
-                device=device,
-                batch_size=cfg.eval_batch_size or cfg.batch_size,
-                collate_fn=collate_fn,
-                workers=cfg.workers,
-                amp=use_amp,
-                config=cfg,
-            )
+            val = run_eval(val_set)
             row.update({f"val_{k}": v for k, v in val.items()})
             if state["best_val_acc1"] is None or val["acc1"] > state["best_val_acc1"]:
                 state["best_val_acc1"] = val["acc1"]
@@ -540,17 +543,7 @@ def fit(
         load_checkpoint(out_dir / BEST, net, map_location=device)
     results: dict[str, Any] = {"best_val_acc1": state["best_val_acc1"], "test_acc1": None, "test_acc5": None}
     if test_set is not None:
-        test = evaluate(
-            ddp_model,
-            test_set,
-            step=eval_step,
-            device=device,
-            batch_size=cfg.eval_batch_size or cfg.batch_size,
-            collate_fn=collate_fn,
-            workers=cfg.workers,
-            amp=use_amp,
-            config=cfg,
-        )
+        test = run_eval(test_set)
         results.update(test_acc1=test["acc1"], test_acc5=test["acc5"], test_loss=test["loss"])
     results.update(
         history=state["history"],
