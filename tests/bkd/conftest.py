@@ -1,12 +1,7 @@
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny nets on a shared 2-core machine: 2 OpenMP threads spin-wait against each other and run many
-    # times slower than one. Restored after each module so other packages' tests are unaffected.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread_module):
+    """Every bkd test module trains tiny nets: single-threaded (see tests/conftest.py)."""
     yield
-    torch.set_num_threads(n)

@@ -27,10 +27,6 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These nets are tiny: on a shared 2-core machine, 2 OpenMP threads spin-wait against each other and
-    # run ~20x slower than one. Restored after each module so other packages' tests are unaffected.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread_module):
+    """Every calib test module runs tiny nets: single-threaded (see tests/conftest.py)."""
     yield
-    torch.set_num_threads(n)

@@ -1,7 +1,6 @@
 import os
 
 import pytest
-import torch
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -14,13 +13,3 @@ def _frame_cache(tmp_path_factory):
         os.environ.pop("SJ_CACHE_DIR", None)
     else:
         os.environ["SJ_CACHE_DIR"] = old
-
-
-@pytest.fixture
-def one_thread():
-    """Training tests run single-threaded: on a shared 2-core machine two intra-op threads spin-wait on
-    each other and a step gets 5-10x slower. Restored afterwards (library code never sets it)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
