@@ -69,6 +69,12 @@ def test_train_ratio_counts_and_seed():
     again = PairedStaticEvent(Static(), Events(), T=3, train_ratio=0.25, seed=0)
     other = PairedStaticEvent(Static(), Events(), T=3, train_ratio=0.25, seed=1)
     assert np.array_equal(again.indices, ds.indices) and not np.array_equal(other.indices, ds.indices)
+    # subset_seed fixes the subset alone: other training seeds, same event samples, other partners
+    fixed = [
+        PairedStaticEvent(Static(), Events(), T=3, train_ratio=0.25, seed=s, subset_seed=0) for s in (3, 4)
+    ]
+    assert all(np.array_equal(f.indices, ds.indices) for f in fixed)
+    assert [fixed[0].draw_partner(1) for _ in range(8)] != [fixed[1].draw_partner(1) for _ in range(8)]
     tiny = PairedStaticEvent(Static(), Events(), T=3, train_ratio=0.01)
     assert np.bincount(tiny.targets).tolist() == [1, 1, 1]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 from sj_common.data import PairedStaticEvent, stratified_subset
-from sj_transfer.recipe import _Indexed, build_model, check_config
+from sj_transfer.recipe import _Indexed, build_datasets, build_model, check_config
 from torch.utils.data import Dataset
 
 from sj_transfer import cli
@@ -94,6 +94,15 @@ def test_every_config_is_complete():
         check_config({"data": {"T": 4, "sizee": 3}})
 
 
+def test_subset_seed_gives_baseline_and_transfer_one_subset_for_every_seed():
+    cfg = {"data": {"event": "mnist5k", "static": "mnist5k", "T": 2, "size": 17, "train_ratio": 0.1}}
+    per_seed = {s: build_datasets(cfg, seed=s)[0].indices for s in (0, 1)}
+    assert not np.array_equal(per_seed[0], per_seed[1])  # no subset_seed: the training seed draws it
+    cfg["data"]["subset_seed"] = 0
+    kept = [build_datasets(cfg, baseline=b, seed=s)[0].indices for b in (False, True) for s in (1, 2)]
+    assert all(np.array_equal(k, per_seed[0]) for k in kept)
+
+
 def test_cli_train_transfer_and_baseline(tmp_path, capsys, one_thread):
     common = ["--config", "mnist5k", "--epochs", "1", "--max-steps-per-epoch", "2", "--batch-size", "16"]
     common += ["--no-tensorboard", "--no-progress", "--T", "2", "--train-ratio", "0.2"]
@@ -101,10 +110,12 @@ def test_cli_train_transfer_and_baseline(tmp_path, capsys, one_thread):
     assert res["method"] == "transfer" and res["num_train_events"] == 700
     saved = json.loads((tmp_path / "t" / "results.json").read_text())
     assert 0.0 <= saved["test_acc1"] <= 100.0 and "train_cka" in saved["history"][0]
-    base = cli.main(
-        ["train", *common, "--baseline", "--out", str(tmp_path / "b"), "--set", "method.alpha=0.3"]
+    base, again = (
+        cli.main(["train", *common, "--baseline", "--out", str(tmp_path / o), "--set", "method.alpha=0.3"])
+        for o in ("b", "b_again")
     )
     assert base["method"] == "baseline" and base["num_train_events"] == 700
+    assert base["history"] == again["history"]  # a seeded run repeats exactly, initialisation included
     assert "baseline" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="available"):
         cli.main(["train", "--config", "no_such_config"])

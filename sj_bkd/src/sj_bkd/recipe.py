@@ -2,10 +2,10 @@
 
 Used by the CLI (``sj-bkd train``), the demo and the notebook. The config layout (YAML)::
 
-    data:    {name, T, teacher_T, val_fraction, train_subset, teacher_train_subset, image_size,
-              teacher_input_size, ...}
+    data:    {name, T, teacher_T, val_fraction, train_subset, teacher_train_subset, subset_seed,
+              image_size, teacher_input_size, ...}
              train_subset limits the STUDENT's training images (a count, or a ratio <= 1; stratified,
-             seeded); the teacher (``--teacher train``) trains on teacher_train_subset, default the
+             seeded by subset_seed, or by the run's seed when it is absent); the teacher (``--teacher train``) trains on teacher_train_subset, default the
              whole train split. Val and test are shared.
     student: {name, layer, kwargs}
     teacher: {name, layer, kind, weights, kwargs, interpolation, train: {TrainConfig keys}}
@@ -168,13 +168,18 @@ def build_data(
     # smaller splits (stratified, seeded): fewer training images, or quick smoke runs of val/test
     from sj_common.data import stratified_subset
 
-    def shrink(ds, n):
+    def shrink(ds, n, s=seed):
         if not n or ds is None:
             return ds
         ratio = n / len(ds) if n > 1 else n
-        return _subset(ds, stratified_subset(ds.targets, min(ratio, 1.0), seed=seed))
+        return _subset(ds, stratified_subset(ds.targets, min(ratio, 1.0), seed=s))
 
-    train = shrink(train, data.get("train_subset" if role == "student" else "teacher_train_subset"))
+    # the training subset may have its own seed (data.subset_seed), so that runs with different training
+    # seeds share one subset: the seed then varies the training only, not the data
+    subset_seed = seed if data.get("subset_seed") is None else int(data["subset_seed"])
+    train = shrink(
+        train, data.get("train_subset" if role == "student" else "teacher_train_subset"), subset_seed
+    )
     val = shrink(val, data.get("val_subset"))
     test = shrink(test, data.get("test_subset"))
     return train, val, test, num_classes
@@ -203,11 +208,13 @@ def _teacher_is_spiking(cfg: dict) -> bool:
 
 def train_teacher(cfg: dict, data, out: Path, overrides: dict | None = None) -> tuple[Path, dict]:
     """Train the teacher with the shared engine; returns (path of best.pt, results)."""
-    from sj_common.engine import classification_step, fit
+    from sj_common.engine import classification_step, fit, seed_everything
 
     train, val, test, num_classes = data
     tcfg = cfg["teacher"]
     weights = tcfg.get("weights")  # fine-tune from these when given
+    config = _train_config(tcfg.get("train", cfg["train"]), out, overrides or {})
+    seed_everything(config.seed)  # a seeded initialisation (fit seeds only the training that follows)
     model = create_model(
         tcfg["name"], num_classes=num_classes, weights=weights, frozen=False, **tcfg.get("kwargs", {})
     )
@@ -246,7 +253,6 @@ def train_teacher(cfg: dict, data, out: Path, overrides: dict | None = None) -> 
                 )
 
         model = _Resize(model)
-    config = _train_config(tcfg.get("train", cfg["train"]), out, overrides or {})
     res = fit(model, train, val, test, config=config, step=classification_step(False))
     best = out / "best.pt"
     # store the bare teacher's weights (without the wrappers) for --teacher-weights
@@ -297,12 +303,13 @@ def build_distillation_model(cfg: dict, num_classes: int, example_x: torch.Tenso
 
 def train_student(cfg: dict, data, out: Path, teacher_weights=None, overrides: dict | None = None) -> dict:
     """Distil (or, with ``distill.mode: none``, plainly train) the student; returns the engine's results."""
-    from sj_common.engine import fit
+    from sj_common.engine import fit, seed_everything
 
     train, val, test, num_classes = data
     example = train[0][0].unsqueeze(0).repeat(2, *([1] * train[0][0].dim()))
-    model = build_distillation_model(cfg, num_classes, example, teacher_weights)
     config = _train_config(cfg["train"], out, overrides or {})
+    seed_everything(config.seed)  # seeded student and head initialisation (fit seeds only the training)
+    model = build_distillation_model(cfg, num_classes, example, teacher_weights)
     extra = {"bkd": {k: cfg.get(k) for k in ("data", "student", "teacher", "distill")}}
     return fit(model, train, val, test, config=config, step=distill_step, extra_results=extra)
 

@@ -35,7 +35,7 @@ __all__ = ["run", "build_datasets", "build_model", "build_step", "check_config",
 SECTIONS = ("data", "model", "method", "train")
 _DATA_KEYS = {
     "event", "static", "T", "size", "train_ratio", "static_ratio", "use_hsv", "val_fraction",
-    "crop_padding", "split_seed", "num_classes",
+    "crop_padding", "split_seed", "num_classes", "subset_seed",
 }  # fmt: skip
 _MODEL_KEYS = {"cfg", "tau", "v_threshold", "surrogate", "surrogate_alpha"}
 _METHOD_KEYS = {
@@ -86,7 +86,8 @@ def _roots(data_root, event: str, static: str) -> tuple[Path, Path]:
 def build_datasets(cfg: Mapping[str, Any], data_root=None, baseline: bool = False, seed: int = 0):
     """``(train, val, test, num_classes)``. Train items: ``(static, event, y)`` or ``(event, y)`` (baseline).
 
-    The event training set is cut to ``data.train_ratio`` per class (stratified, seeded); the baseline
+    The event training set is cut to ``data.train_ratio`` per class (stratified, seeded by
+    ``data.subset_seed``, or by the training ``seed`` when that key is absent or null); the baseline
     trains on exactly the same event samples.
     """
     from sj_common import data as D
@@ -118,8 +119,10 @@ def build_datasets(cfg: Mapping[str, Any], data_root=None, baseline: bool = Fals
         raise ValueError(
             f"data.num_classes: config says {d['num_classes']}, the event data set has {num_classes}"
         )
+    subset_seed = d.get("subset_seed")
+    subset_seed = seed if subset_seed is None else int(subset_seed)
     if baseline:
-        train = _Indexed(event_train, D.stratified_subset(event_train.targets, ratio, seed=seed))
+        train = _Indexed(event_train, D.stratified_subset(event_train.targets, ratio, seed=subset_seed))
     else:
         static = static_train
         sr = float(d.get("static_ratio", 1.0))
@@ -131,6 +134,7 @@ def build_datasets(cfg: Mapping[str, Any], data_root=None, baseline: bool = Fals
             T=T,
             train_ratio=ratio,
             seed=seed,
+            subset_seed=subset_seed,
             size=static_size,
             use_hsv=bool(d.get("use_hsv", True)),
         )
@@ -214,11 +218,12 @@ def run(
     ``train_overrides``: TrainConfig fields that win over ``cfg["train"]`` (e.g. ``resume``, ``seed``).
     """
     from sj_common.cli import train_config_from
-    from sj_common.engine import fit
+    from sj_common.engine import fit, seed_everything
 
     check_config(cfg)
     train_cfg = train_config_from(dict(cfg.get("train", {}), out=str(out)), dict(train_overrides or {}))
     train, val, test, k = build_datasets(cfg, data_root, baseline, seed=train_cfg.seed)
+    seed_everything(train_cfg.seed)  # a seeded initialisation (fit seeds only the training that follows)
     model = build_model(cfg, k, baseline)
     extra = {
         "method": "baseline" if baseline else "transfer",

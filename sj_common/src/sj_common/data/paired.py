@@ -93,8 +93,10 @@ class PairedStaticEvent(Dataset):
             ``c`` of one set must be class ``c`` of the other (align class orders by name beforehand).
         T: time steps of the event frames; the static image is repeated ``T`` times.
         train_ratio: in (0, 1]: the fraction of each class's event samples kept
-            (:func:`~sj_common.data.stratified_subset`, seeded by ``seed``); the static set is used whole.
-        seed: seeds the subset and the partner draws.
+            (:func:`~sj_common.data.stratified_subset`, seeded by ``subset_seed``); the static set is used whole.
+        seed: seeds the partner draws (and the subset when ``subset_seed`` is None).
+        subset_seed: seeds the ``train_ratio`` subset alone, so that runs with different training seeds can
+            share one event subset, as the reference's fixed per-class subsets do (default: ``seed``).
         size: resize of the static image (int or ``(H, W)``), e.g. the event frame size; ``None`` keeps it.
         use_hsv: see :func:`encode_static`.
 
@@ -120,6 +122,7 @@ class PairedStaticEvent(Dataset):
         seed: int = 0,
         size=None,
         use_hsv: bool = True,
+        subset_seed: int | None = None,
     ):
         if int(T) != T or T < 1:
             raise ValueError(f"T must be a positive integer, got {T!r}")
@@ -140,7 +143,8 @@ class PairedStaticEvent(Dataset):
         self.T, self.train_ratio, self.seed = int(T), train_ratio, int(seed)
         self.size, self.use_hsv = size, use_hsv
         event_targets = np.asarray(event_set.targets, dtype=np.int64)
-        self.indices = stratified_subset(event_targets, train_ratio, self.seed)
+        self.subset_seed = self.seed if subset_seed is None else int(subset_seed)
+        self.indices = stratified_subset(event_targets, train_ratio, self.subset_seed)
         self.targets = event_targets[self.indices]
         classes = getattr(event_set, "classes", None)
         self.classes = list(classes) if classes is not None else [str(c) for c in range(n_event)]
