@@ -29,8 +29,9 @@ def _one(job: dict) -> dict:
     cfg = load_config("mnist5k", package="sj_transfer")
     cfg["data"]["train_ratio"] = job["ratio"]
     train = dict(seed=job["seed"], progress=False, tensorboard=False)
-    if job["epochs"]:
-        train["epochs"] = job["epochs"]
+    for key in ("epochs", "max_steps_per_epoch"):
+        if job[key]:
+            train[key] = job[key]
     res = run(cfg, job["out"], baseline=job["method"] == "baseline", train_overrides=train)
     return {**job, "test_acc1": res["test_acc1"], "val_acc1": res["best_val_acc1"]}
 
@@ -41,11 +42,19 @@ def main(argv=None) -> dict:
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.1, 0.2])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    ap.add_argument("--max-steps-per-epoch", type=int, default=None, help="for smoke runs")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args(argv)
     out = Path(args.out)
     jobs = [
-        {"ratio": r, "seed": s, "method": m, "epochs": args.epochs, "out": str(out / f"r{r}_s{s}_{m}")}
+        {
+            "ratio": r,
+            "seed": s,
+            "method": m,
+            "epochs": args.epochs,
+            "max_steps_per_epoch": args.max_steps_per_epoch,
+            "out": str(out / f"r{r}_s{s}_{m}"),
+        }
         for r in args.ratios
         for s in args.seeds
         for m in ("transfer", "baseline")  # the slower runs first

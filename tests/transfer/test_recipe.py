@@ -121,3 +121,19 @@ def test_cli_train_transfer_and_baseline(tmp_path, capsys, one_thread):
         cli.main(["train", "--config", "no_such_config"])
     with pytest.raises(ValueError, match="data_root"):
         cli.main(["train", "--config", "ncaltech101_r0.1", "--out", str(tmp_path / "x")])
+
+
+def test_transfer_table_example_smoke(tmp_path, monkeypatch):
+    import importlib
+    from pathlib import Path
+
+    # importable by name, so the spawned worker processes can unpickle its job function
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "examples"))
+    table = importlib.import_module("transfer_table")
+    args = ["--out", str(tmp_path), "--ratios", "0.1", "--seeds", "0", "1", "--epochs", "1"]
+    res = table.main([*args, "--max-steps-per-epoch", "1", "--jobs", "2"])
+    (row,) = res["summary"]
+    assert row["train_ratio"] == 0.1 and len(res["runs"]) == 4
+    assert {r["method"] for r in res["runs"]} == {"baseline", "transfer"}
+    assert row["margin"] == pytest.approx(row["transfer_mean"] - row["baseline_mean"])
+    assert (tmp_path / "table.json").is_file()

@@ -6,7 +6,8 @@
   take ``backend='torch'|'cupy'``; no ``op_counter``; no ``surrogate.Rect``.
 
 Plugins build neurons through :func:`if_node` / :func:`lif_node` (or call :func:`set_fastest_backend` on a
-finished network) and never touch ``backend`` themselves.
+finished network) and never touch ``backend`` themselves, and get the rectangle surrogate through
+:func:`rect_surrogate`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ __all__ = [
     "set_fastest_backend",
     "op_counter",
     "set_initial_potential",
+    "rect_surrogate",
+    "RectGrad",
 ]
 
 
@@ -127,3 +130,47 @@ def set_initial_potential(node: torch.nn.Module, v: torch.Tensor) -> None:
             f"v: expected shape {tuple(current.shape)} (the neuron's state), got {tuple(v.shape)}"
         )
     node.v = v
+
+
+class _RectFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, alpha):
+        if x.requires_grad:
+            ctx.save_for_backward(x)
+            ctx.alpha = alpha
+        return (x >= 0).to(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * (x.abs() < 0.5 / ctx.alpha).to(grad_output) * ctx.alpha, None
+
+
+class RectGrad(torch.nn.Module):
+    """Heaviside forward, rectangle ``alpha * 1[|x| < 0.5/alpha]`` backward (= 2.x ``surrogate.Rect``).
+
+    Why here: SpikingJelly 0.0.0.0.14 lacks ``Rect`` (and its ``PiecewiseLeakyReLU`` does not match it), so
+    :func:`rect_surrogate` falls back to this on that line. Input ``x = v - v_threshold`` of any shape;
+    spikes of the same shape. Torch backend only (no CuPy code generation).
+    """
+
+    def __init__(self, alpha: float = 1.0, spiking: bool = True):
+        super().__init__()
+        if not spiking:
+            raise ValueError(f"spiking: RectGrad only supports spiking=True, got {spiking!r}")
+        self.alpha = alpha
+        self.spiking = spiking
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _RectFn.apply(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+def rect_surrogate(alpha: float = 1.0) -> torch.nn.Module:
+    """``surrogate.Rect(alpha)`` on SpikingJelly 2.x, :class:`RectGrad` (the same gradient) on 0.0.0.0.14."""
+    from spikingjelly.activation_based import surrogate
+
+    rect = getattr(surrogate, "Rect", None)
+    return rect(alpha=alpha) if rect is not None else RectGrad(alpha=alpha)
