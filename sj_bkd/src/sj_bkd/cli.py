@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from .distill import MODES
 from .recipe import list_configs, load_config, run
 
 
@@ -46,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--teacher-weights", default=None, help="local teacher checkpoint (.pt/.pth; .npz for timm ViTs)"
     )
-    t.add_argument("--mode", default=None, help="override distill.mode: none|kd|wsld|bkd|mixed|kdsnn")
+    t.add_argument(
+        "--mode",
+        default=None,
+        choices=MODES,
+        help="override distill.mode (lasnn taps student.layers/teacher.layers)",
+    )
     t.add_argument("--resume", action="store_true", help="continue from <out>/student/checkpoint.pt")
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)

@@ -12,6 +12,7 @@ the head is unused (dropped at test time), so ``evaluate`` measures the student 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -19,16 +20,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 
-from .head import AlignedMSEHead, BlurredDistillationHead
+from .head import AlignedMSEHead, BlurredDistillationHead, LayerwiseMSEHead
 from .logits import kd_loss, wsld_loss
 from .taps import FeatureTap
 
 __all__ = ["MODES", "DistillationModel", "distill_step", "student_input"]
 
 #: ``none``: CE only; ``kd``: CE + Hinton KD; ``wsld``: CE + WSLD; ``bkd``: CE + blurred feature loss;
-#: ``mixed``: CE + BKD + WSLD (the paper's main setting); ``kdsnn``: CE + aligned feature MSE (baseline).
-MODES = ("none", "kd", "wsld", "bkd", "mixed", "kdsnn")
-_FEATURE_MODES = ("bkd", "mixed", "kdsnn")
+#: ``mixed``: CE + BKD + WSLD (the paper's main setting); ``kdsnn``: CE + aligned feature MSE (baseline);
+#: ``lasnn``: CE + that MSE summed over several stage pairs (baseline; ``student_layers``/``teacher_layers``).
+MODES = ("none", "kd", "wsld", "bkd", "mixed", "kdsnn", "lasnn")
+_FEATURE_MODES = ("bkd", "mixed", "kdsnn", "lasnn")
 _LOGIT_MODES = ("kd", "wsld", "mixed")
 
 
@@ -61,9 +63,13 @@ class DistillationModel(nn.Module):
         T: student time steps for static inputs.
         mode: one of :data:`MODES`.
         student_layer / teacher_layer: names of the tapped layers (see :mod:`sj_bkd.taps`).
+        student_layers / teacher_layers: ``mode='lasnn'`` only: equally long lists of layer names, stage
+            ``k`` of the student matched to stage ``k`` of the teacher at the same resolution (e.g.
+            ``['layer1', ..., 'layer4']`` for both SEW-ResNet and ResNet). Without them ``lasnn`` uses
+            the single ``student_layer``/``teacher_layer`` pair (then it equals ``kdsnn``).
         example_input: one loader batch's ``x``; with it the head's channels are inferred by a dry run
             (and layer/shape mismatches fail here, before training). Otherwise pass ``student_channels``
-            and ``teacher_channels``.
+            and ``teacher_channels`` (for ``lasnn``: lists, one entry per stage).
         teacher_kind: ``'cnn'`` (map to map) or ``'vit'`` (pre-logits vector) for the head.
         alpha, lam, use_clip, token_grid: head options (see :class:`BlurredDistillationHead`).
         tau, beta: WSLD temperature and weight; ``kd_tau``: Hinton-KD temperature.
@@ -74,7 +80,8 @@ class DistillationModel(nn.Module):
 
     ``forward(x, target=None, x_teacher=None)`` returns a dict: ``logits`` ``[B, K]`` (student, mean over
     T), ``per_step`` ``[T, B, K]``; in training with a teacher also ``teacher_logits`` and ``losses``
-    (``{'bkd': ..., 'wsld': ..., ...}``, each a scalar; the CE is the step function's).
+    (``{'bkd': ..., 'wsld': ..., ...}``; ``'kdsnn'`` / ``'lasnn'`` for the baselines; each a scalar, the
+    CE is the step function's).
     """
 
     def __init__(
@@ -86,9 +93,11 @@ class DistillationModel(nn.Module):
         mode: str = "mixed",
         student_layer: str | None = None,
         teacher_layer: str | None = None,
+        student_layers: Sequence[str] | None = None,
+        teacher_layers: Sequence[str] | None = None,
         example_input: torch.Tensor | None = None,
-        student_channels: int | None = None,
-        teacher_channels: int | None = None,
+        student_channels: int | Sequence[int] | None = None,
+        teacher_channels: int | Sequence[int] | None = None,
         teacher_kind: str = "cnn",
         alpha: float | None = None,
         lam: float = 0.15,
@@ -119,19 +128,42 @@ class DistillationModel(nn.Module):
         )
         # Outside the module tree on purpose (see the module docstring).
         self.__dict__["teacher"] = None
-        self.student_tap = self.teacher_tap = None
+        # one tap per distilled stage: a single one, except in lasnn mode
+        self.student_taps: list[FeatureTap] = []
+        self.teacher_taps: list[FeatureTap] = []
         self.head: nn.Module | None = None
+        if mode != "lasnn" and (student_layers is not None or teacher_layers is not None):
+            raise ValueError(
+                f"student_layers/teacher_layers: only mode='lasnn' taps several layers, got mode={mode!r} "
+                "(pass student_layer/teacher_layer)"
+            )
         if teacher is None or mode == "none":
             return
         teacher.eval().requires_grad_(False)
         self.__dict__["teacher"] = teacher
-        if mode in _FEATURE_MODES:
-            if not student_layer or not teacher_layer:
-                raise ValueError(f"student_layer/teacher_layer: mode={mode!r} needs both layer names")
-            self.student_tap = FeatureTap(student, student_layer)
-            self.teacher_tap = FeatureTap(teacher, teacher_layer, detach=True)
+        if mode == "lasnn":
+            s_names, t_names = self._stage_names(
+                student_layer, teacher_layer, student_layers, teacher_layers, teacher_kind
+            )
+            self.student_taps = [FeatureTap(student, n) for n in s_names]
+            self.teacher_taps = [FeatureTap(teacher, n, detach=True) for n in t_names]
             if example_input is not None:
                 student_channels, teacher_channels = self._infer_channels(example_input, teacher_kind)
+            if student_channels is None or teacher_channels is None:
+                raise ValueError(
+                    "student_channels/teacher_channels: pass both (one entry per stage), "
+                    "or example_input to infer them"
+                )
+            self.head = LayerwiseMSEHead(
+                student_channels, teacher_channels, alpha=alpha, token_grid=token_grid
+            )
+        elif mode in _FEATURE_MODES:
+            if not student_layer or not teacher_layer:
+                raise ValueError(f"student_layer/teacher_layer: mode={mode!r} needs both layer names")
+            self.student_taps = [FeatureTap(student, student_layer)]
+            self.teacher_taps = [FeatureTap(teacher, teacher_layer, detach=True)]
+            if example_input is not None:
+                (student_channels,), (teacher_channels,) = self._infer_channels(example_input, teacher_kind)
             if student_channels is None or teacher_channels is None:
                 raise ValueError(
                     "student_channels/teacher_channels: pass both, or example_input to infer them"
@@ -152,6 +184,46 @@ class DistillationModel(nn.Module):
     def teacher(self) -> nn.Module | None:
         return self.__dict__["teacher"]
 
+    @property
+    def student_tap(self) -> FeatureTap | None:
+        """The student's tap in the single-layer feature modes (``None`` otherwise)."""
+        return self.student_taps[0] if self.mode != "lasnn" and self.student_taps else None
+
+    @property
+    def teacher_tap(self) -> FeatureTap | None:
+        """The teacher's tap in the single-layer feature modes (``None`` otherwise)."""
+        return self.teacher_taps[0] if self.mode != "lasnn" and self.teacher_taps else None
+
+    @staticmethod
+    def _stage_names(student_layer, teacher_layer, student_layers, teacher_layers, teacher_kind):
+        """The lasnn stage pairs: checked lists of student and teacher layer names of equal length."""
+        if teacher_kind != "cnn":
+            raise ValueError(
+                f"teacher_kind: mode='lasnn' matches feature maps stage by stage, expected 'cnn', "
+                f"got {teacher_kind!r}"
+            )
+        names = []
+        for arg, many, one in (
+            ("student_layers", student_layers, student_layer),
+            ("teacher_layers", teacher_layers, teacher_layer),
+        ):
+            if many is None:
+                if not one:
+                    raise ValueError(
+                        f"{arg}: mode='lasnn' needs a list of layer names (or {arg[:-1]}), got None"
+                    )
+                many = [one]
+            if isinstance(many, str) or not isinstance(many, Sequence) or len(many) == 0:
+                raise ValueError(f"{arg}: expected a non-empty list of layer names, got {many!r}")
+            names.append(list(many))
+        s_names, t_names = names
+        if len(s_names) != len(t_names):
+            raise ValueError(
+                f"teacher_layers: expected {len(s_names)} layer names (one per student_layers entry "
+                f"{s_names}), got {len(t_names)}: {t_names}"
+            )
+        return s_names, t_names
+
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
         if self.teacher is not None:
@@ -165,29 +237,41 @@ class DistillationModel(nn.Module):
         return self
 
     @torch.no_grad()
-    def _infer_channels(self, x: torch.Tensor, teacher_kind: str) -> tuple[int, int]:
+    def _infer_channels(self, x: torch.Tensor, teacher_kind: str) -> tuple[list[int], list[int]]:
+        """A dry run on two samples: the channels of every tapped stage (student, teacher), and a clear
+        error when a stage pair differs in spatial size."""
         was = self.student.training
         self.student.eval()
         try:
             self.student(student_input(x[:2], self.T, self.sequence_input))
-            fs = self.student_tap.pop()
+            fss = [tap.pop() for tap in self.student_taps]
             self._teacher_forward(x[:2], None)
-            ft = self.teacher_tap.pop()
+            fts = [tap.pop() for tap in self.teacher_taps]
         finally:
             functional.reset_net(self.student)
             self.student.train(was)
-        # [T, B, C, H, W] maps -> C at dim 2; [T, B, N, D] tokens -> D last
-        cs = fs.shape[2] if fs.dim() == 5 else fs.shape[-1]
-        if teacher_kind == "vit" or ft.dim() in (2, 4):
-            ct = ft.shape[1]
-        else:
-            ct = ft.shape[-1]
-        if fs.dim() == 5 and ft.dim() == 4 and fs.shape[-2:] != ft.shape[-2:]:
-            raise ValueError(
-                f"student_layer/teacher_layer: spatial sizes differ, student {tuple(fs.shape[-2:])} vs "
-                f"teacher {tuple(ft.shape[-2:])}; tap layers of equal resolution"
-            )
-        return int(cs), int(ct)
+        cs_all, ct_all = [], []
+        for i, (fs, ft, s_tap, t_tap) in enumerate(zip(fss, fts, self.student_taps, self.teacher_taps)):
+            # [T, B, C, H, W] maps -> C at dim 2; [T, B, N, D] tokens -> D last
+            cs = fs.shape[2] if fs.dim() == 5 else fs.shape[-1]
+            if teacher_kind == "vit" or ft.dim() in (2, 4):
+                ct = ft.shape[1]
+            else:
+                ct = ft.shape[-1]
+            if fs.dim() == 5 and ft.dim() == 4 and fs.shape[-2:] != ft.shape[-2:]:
+                if self.mode == "lasnn":
+                    raise ValueError(
+                        f"teacher_layers: stage {i} ({s_tap.name!r} -> {t_tap.name!r}): expected the "
+                        f"student's spatial size {tuple(fs.shape[-2:])}, got {tuple(ft.shape[-2:])}; "
+                        "match stages of equal resolution"
+                    )
+                raise ValueError(
+                    f"student_layer/teacher_layer: spatial sizes differ, student {tuple(fs.shape[-2:])} vs "
+                    f"teacher {tuple(ft.shape[-2:])}; tap layers of equal resolution"
+                )
+            cs_all.append(int(cs))
+            ct_all.append(int(ct))
+        return cs_all, ct_all
 
     @torch.no_grad()
     def _teacher_forward(self, x: torch.Tensor, x_teacher: torch.Tensor | None) -> torch.Tensor:
@@ -212,13 +296,17 @@ class DistillationModel(nn.Module):
             raise ValueError(f"student output: expected [T, B, K], got shape {tuple(per_step.shape)}")
         out: dict[str, Any] = {"logits": per_step.mean(0), "per_step": per_step}
         if not self.training or self.teacher is None:
-            if self.student_tap is not None:
-                self.student_tap.clear()
+            for tap in self.student_taps:
+                tap.clear()
             return out
         z_t = self._teacher_forward(x, x_teacher)
         out["teacher_logits"] = z_t
         losses: dict[str, torch.Tensor] = {}
-        if self.head is not None:
+        if self.mode == "lasnn":
+            losses["lasnn"] = self.head(
+                [tap.pop() for tap in self.student_taps], [tap.pop() for tap in self.teacher_taps]
+            )
+        elif self.head is not None:
             losses["bkd" if self.mode != "kdsnn" else "kdsnn"] = self.head(
                 self.student_tap.pop(), self.teacher_tap.pop()
             )
@@ -236,7 +324,7 @@ def distill_step(model: nn.Module, batch: Any, ctx) -> Any:
     """Engine step for :class:`DistillationModel`: ``(x, y)`` or ``(x_student, x_teacher, y)`` batches.
 
     loss = CE(student logits, y) (label smoothing from the config) + every distillation term; each term
-    is logged (``ce``, ``bkd``, ``wsld``, ``kd``).
+    is logged (``ce``, ``bkd``, ``wsld``, ``kd``, ``kdsnn``, ``lasnn``).
     """
     from sj_common.engine import StepOutput
 

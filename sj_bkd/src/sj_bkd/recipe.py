@@ -7,9 +7,14 @@ Used by the CLI (``sj-bkd train``), the demo and the notebook. The config layout
              train_subset limits the STUDENT's training images (a count, or a ratio <= 1; stratified,
              seeded by subset_seed, or by the run's seed when it is absent); the teacher (``--teacher train``) trains on teacher_train_subset, default the
              whole train split. Val and test are shared.
-    student: {name, layer, kwargs}
-    teacher: {name, layer, kind, weights, kwargs, interpolation, train: {TrainConfig keys}}
+    student: {name, layer, layers, kwargs}
+    teacher: {name, layer, layers, kind, weights, kwargs, interpolation, train: {TrainConfig keys}}
+             layer: the tapped layer of the single-layer feature modes (default: the model's, e.g. layer4);
+             layers: distill.mode lasnn only, equally long lists of stages matched pairwise at the same
+             resolution (e.g. [layer1, layer2, layer3, layer4] for both); without them lasnn uses
+             the single `layer` pair (and equals kdsnn, with a warning). Other modes ignore `layers`.
     distill: {mode, alpha, lam, use_clip, tau, beta, kd_tau}
+             mode: none | kd | wsld | bkd | mixed | kdsnn | lasnn (sj_bkd.distill.MODES)
     train:   {TrainConfig keys: epochs, batch_size, lr, optimizer, weight_decay, scheduler, ...}
     reference: {anything of the paper's recipe that this package records but does not apply}
 """
@@ -279,6 +284,20 @@ def build_distillation_model(cfg: dict, num_classes: int, example_x: torch.Tenso
         )
     t = cfg.get("teacher", {})
     kind = t.get("kind") or (TEACHERS[t["name"]][2] if t.get("name") in TEACHERS else "cnn")
+    student_layers = teacher_layers = None
+    if mode == "lasnn":
+        student_layers, teacher_layers = s.get("layers"), t.get("layers")
+        if student_layers is None and teacher_layers is None:
+            warnings.warn(
+                "student.layers/teacher.layers: not set, so mode 'lasnn' distils the single "
+                "student.layer/teacher.layer pair (the same as kdsnn)",
+                stacklevel=2,
+            )
+        elif student_layers is None or teacher_layers is None:
+            missing = "student.layers" if student_layers is None else "teacher.layers"
+            raise ValueError(
+                f"{missing}: mode 'lasnn' needs both student.layers and teacher.layers, got None"
+            )
     return DistillationModel(
         student,
         teacher,
@@ -286,6 +305,8 @@ def build_distillation_model(cfg: dict, num_classes: int, example_x: torch.Tenso
         mode=mode,
         student_layer=s.get("layer") or STUDENTS[s["name"]][1],
         teacher_layer=t.get("layer") or (TEACHERS[t["name"]][1] if t.get("name") in TEACHERS else None),
+        student_layers=student_layers,
+        teacher_layers=teacher_layers,
         example_input=example_x,
         teacher_kind=kind,
         alpha=d.get("alpha"),
