@@ -6,6 +6,13 @@ Prints:
 * the teacher forward's share of the whole distilled step (teacher forward + distilled step).
 
     python benchmarks/bkd.py [--student sew_tiny --teacher cnn_tiny --batch 32 --T 4 --reps 15]
+    # the paper's ImageNet scale (SEW-ResNet18 from ResNet-18, layer4 7x7x512, 224x224), ~1 min on a CPU:
+    python benchmarks/bkd.py --student sew_resnet18 --student-kwargs "" --teacher resnet18 --teacher-kwargs "" \
+        --size 224 --in-channels 3 --batch 8 --T 4 --reps 5
+
+Measured on an idle 2-core CPU: 0.999 and 1.001 at the ImageNet scale; 1.06 at 64x64 (layer4 2x2, batch 16);
+1.10-1.13 for the tiny embedded default, where the head (19 k parameters) is 3x the student and the fixed
+cost of its extra ops and optimizer update is not amortised.
 """
 
 from __future__ import annotations

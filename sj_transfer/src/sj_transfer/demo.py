@@ -2,9 +2,10 @@
 
 Both runs train the same small VGG-SNN with the packaged ``mnist5k`` config on the same stratified
 ``train_ratio`` of the emulated event twins (``sj_common.data.MNIST5kEvents``), select the epoch on the
-val split and report event test accuracy in %. The full run is the packaged config as is (20 epochs, seed 0,
-about 50 s on 2 idle CPU cores), i.e. one seed of the table in the transfer readme; ``quick`` trains the
-same config for 6 epochs (about 15 s).
+val split and report event test accuracy in %. The full run is the packaged config as is (60 epochs, seed 0,
+about 90 s on 2 idle CPU cores), i.e. one cell of the table in the README's transfer section
+(``examples/transfer_table.py`` runs the whole table); ``quick`` trains the same config for 6 epochs (about
+10 s).
 """
 
 from __future__ import annotations
