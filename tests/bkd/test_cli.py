@@ -40,33 +40,15 @@ def test_mnist5k_limited_data_student():
         build_data(cfg, role="pupil")
 
 
+# one step on a few images: the smallest run of the mnist5k config
+TINY = ["--epochs", "1", "--max-steps-per-epoch", "1", "--no-progress", "--set", "data.train_subset=32"]
+TINY += ["--set", "data.T=2", "--set", "data.val_subset=20", "--set", "data.test_subset=20"]
+
+
 def test_cli_teacher_train_then_distil(tmp_path):
     out = tmp_path / "run"
-    args = [
-        "train",
-        "--config",
-        "mnist5k",
-        "--teacher",
-        "train",
-        "--out",
-        str(out),
-        "--epochs",
-        "1",
-        "--max-steps-per-epoch",
-        "1",
-        "--no-progress",
-        "--set",
-        "data.train_subset=32",
-        "--set",
-        "data.teacher_train_subset=48",
-        "--set",
-        "data.T=2",
-        "--set",
-        "data.val_subset=20",
-        "--set",
-        "data.test_subset=20",
-    ]
-    res = main(args)
+    args = ["train", "--config", "mnist5k", "--teacher", "train", "--out", str(out), *TINY]
+    res = main([*args, "--set", "data.teacher_train_subset=48"])
     assert (out / "teacher" / "teacher.pt").is_file() and (out / "student" / "results.json").is_file()
     r = json.loads((out / "student" / "results.json").read_text())
     assert 0 <= r["test_acc1"] <= 100 and "train_bkd" in r["history"][0] and "train_wsld" in r["history"][0]
@@ -74,30 +56,19 @@ def test_cli_teacher_train_then_distil(tmp_path):
 
     # load the trained teacher from its file, plain KD mode; twice: a seeded run repeats exactly (init included)
     def kd(name):
+        weights = str(out / "teacher" / "teacher.pt")
         return main(
             [
                 "train",
                 "--config",
                 "mnist5k",
                 "--teacher-weights",
-                str(out / "teacher" / "teacher.pt"),
+                weights,
                 "--mode",
                 "kd",
                 "--out",
                 str(tmp_path / name),
-                "--epochs",
-                "1",
-                "--max-steps-per-epoch",
-                "1",
-                "--no-progress",
-                "--set",
-                "data.train_subset=32",
-                "--set",
-                "data.T=2",
-                "--set",
-                "data.val_subset=20",
-                "--set",
-                "data.test_subset=20",
+                *TINY,
             ]
         )
 
