@@ -1,6 +1,7 @@
 """Fixtures shared by every test folder."""
 
 import contextlib
+import os
 
 import pytest
 import torch
@@ -30,3 +31,16 @@ def one_thread_module():
     """Run a whole test module with a single torch thread (request it from an autouse fixture)."""
     with _torch_threads(1):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _frame_cache(tmp_path_factory):
+    """Emulated MNIST5kEvents frames (the transfer recipe's disk cache) are made once per test session, in a
+    temporary folder: the transfer tests and the demo test share them, and no run outside the tests sees them."""
+    old = os.environ.get("SJ_CACHE_DIR")
+    os.environ["SJ_CACHE_DIR"] = str(tmp_path_factory.mktemp("sj_cache"))
+    yield
+    if old is None:
+        os.environ.pop("SJ_CACHE_DIR", None)
+    else:
+        os.environ["SJ_CACHE_DIR"] = old

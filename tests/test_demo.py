@@ -4,14 +4,7 @@ import importlib
 import json
 from pathlib import Path
 
-import pytest
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-@pytest.fixture(autouse=True)
-def _frame_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SJ_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def test_demo_quick_writes_every_section(tmp_path, monkeypatch, one_thread):

@@ -141,33 +141,33 @@ class DistillationModel(nn.Module):
             return
         teacher.eval().requires_grad_(False)
         self.__dict__["teacher"] = teacher
+        if mode not in _FEATURE_MODES:
+            return
+        # one tap pair per distilled stage: several in lasnn mode, one otherwise
         if mode == "lasnn":
             s_names, t_names = self._stage_names(
                 student_layer, teacher_layer, student_layers, teacher_layers, teacher_kind
             )
-            self.student_taps = [FeatureTap(student, n) for n in s_names]
-            self.teacher_taps = [FeatureTap(teacher, n, detach=True) for n in t_names]
-            if example_input is not None:
-                student_channels, teacher_channels = self._infer_channels(example_input, teacher_kind)
-            if student_channels is None or teacher_channels is None:
-                raise ValueError(
-                    "student_channels/teacher_channels: pass both (one entry per stage), "
-                    "or example_input to infer them"
-                )
+        elif not student_layer or not teacher_layer:
+            raise ValueError(f"student_layer/teacher_layer: mode={mode!r} needs both layer names")
+        else:
+            s_names, t_names = [student_layer], [teacher_layer]
+        self.student_taps = [FeatureTap(student, n) for n in s_names]
+        self.teacher_taps = [FeatureTap(teacher, n, detach=True) for n in t_names]
+        if example_input is not None:
+            student_channels, teacher_channels = self._infer_channels(example_input, teacher_kind)
+            if mode != "lasnn":
+                (student_channels,), (teacher_channels,) = student_channels, teacher_channels
+        if student_channels is None or teacher_channels is None:
+            raise ValueError(
+                "student_channels/teacher_channels: pass both (for lasnn one entry per stage), "
+                "or example_input to infer them"
+            )
+        if mode == "lasnn":
             self.head = LayerwiseMSEHead(
                 student_channels, teacher_channels, alpha=alpha, token_grid=token_grid
             )
-        elif mode in _FEATURE_MODES:
-            if not student_layer or not teacher_layer:
-                raise ValueError(f"student_layer/teacher_layer: mode={mode!r} needs both layer names")
-            self.student_taps = [FeatureTap(student, student_layer)]
-            self.teacher_taps = [FeatureTap(teacher, teacher_layer, detach=True)]
-            if example_input is not None:
-                (student_channels,), (teacher_channels,) = self._infer_channels(example_input, teacher_kind)
-            if student_channels is None or teacher_channels is None:
-                raise ValueError(
-                    "student_channels/teacher_channels: pass both, or example_input to infer them"
-                )
+        else:
             cls = AlignedMSEHead if mode == "kdsnn" else BlurredDistillationHead
             self.head = cls(
                 student_channels,
@@ -259,15 +259,10 @@ class DistillationModel(nn.Module):
             else:
                 ct = ft.shape[-1]
             if fs.dim() == 5 and ft.dim() == 4 and fs.shape[-2:] != ft.shape[-2:]:
-                if self.mode == "lasnn":
-                    raise ValueError(
-                        f"teacher_layers: stage {i} ({s_tap.name!r} -> {t_tap.name!r}): expected the "
-                        f"student's spatial size {tuple(fs.shape[-2:])}, got {tuple(ft.shape[-2:])}; "
-                        "match stages of equal resolution"
-                    )
+                arg = "teacher_layers" if self.mode == "lasnn" else "teacher_layer"
                 raise ValueError(
-                    f"student_layer/teacher_layer: spatial sizes differ, student {tuple(fs.shape[-2:])} vs "
-                    f"teacher {tuple(ft.shape[-2:])}; tap layers of equal resolution"
+                    f"{arg}: stage {i} ({s_tap.name!r} -> {t_tap.name!r}): expected the student's spatial size "
+                    f"{tuple(fs.shape[-2:])}, got {tuple(ft.shape[-2:])}; tap layers of equal resolution"
                 )
             cs_all.append(int(cs))
             ct_all.append(int(ct))
