@@ -159,7 +159,8 @@ def transfer_step(
 
     Batches: ``(static, event, y)`` with ``[B, T, ...]`` frames (two-branch training) or ``(event, y)``
     (baseline training, and evaluation: event head only). Logits for accuracy: the event head's mean
-    over T. Logs: the loss parts, mean CKA, each step's ``w_t``, ``P`` and the replaced fraction.
+    over T. Logs: the loss parts, mean CKA, each step's CKA (``cka_<t>``) and ``w_t``, ``P`` and the
+    replaced fraction.
     """
     from sj_common.engine import StepOutput
 
@@ -185,6 +186,7 @@ def transfer_step(
             out = model(None, event, y)
         if out.parts is not None:
             logs.update(out.parts.logs())
+            logs.update({f"cka_{t}": float(c) for t, c in enumerate(out.parts.cka)})  # per step (plots)
         return StepOutput(loss=out.loss, logits=out.event_logits.mean(0), target=y, logs=logs)
 
     return step
