@@ -82,10 +82,10 @@ def test_hook_counter_exact_counts():
     x[0, 0, :2] = 1.0  # 2 spikes x fan-out 3 = 6 synaptic events
     r = synops_energy(net, x, backend="hooks")
     assert (r["synops"], r["acs"], r["macs"]) == (6, 6, 0)
-    assert r["energy_pj"] == pytest.approx(6 * E_AC_PJ)
+    assert r["energy_pj_total"] == pytest.approx(6 * E_AC_PJ)
     r = synops_energy(net, x + 0.5, backend="hooks")  # analog input: dense MACs
     assert (r["acs"], r["macs"]) == (0, 2 * 3 * 5)
-    assert r["energy_pj"] == pytest.approx(30 * E_MAC_PJ)
+    assert r["energy_pj_total"] == pytest.approx(30 * E_MAC_PJ)
     # conv: one spike in a corner of a 3x3 padded conv reaches 4 positions x 4 out channels
     conv = nn.Sequential(layer.Conv2d(1, 4, 3, padding=1, step_mode="m"))
     x = torch.zeros(1, 1, 1, 5, 5)
@@ -103,7 +103,7 @@ def test_spikingjelly_op_counter_agrees_with_hooks():
     assert sj["backend"] == "spikingjelly" and sj["available"]
     assert sj["synops"] == hooks["synops"] > 0
     assert sj["macs"] == hooks["macs"] == 0
-    assert sj["energy_total_pj"] > sj["energy_pj"] > 0  # total adds memory traffic
+    assert sj["energy_pj_total_incl_memory"] > sj["energy_pj_total"] > 0  # total adds memory traffic
     analog = torch.rand(4, 2, 2, 8, 8)
     assert synops_energy(net, analog)["macs"] == synops_energy(net, analog, backend="hooks")["macs"] > 0
     functional.reset_net(net)

@@ -1,17 +1,26 @@
 """Metrics of a spiking classifier: top-k accuracy, per-layer firing rates, synaptic operations and energy.
 
-* :func:`topk_accuracy` - top-1/top-5 in %.
+This module is the one owner of the energy model and the synaptic-operation counting of the sj-plugins
+(sj_calib's sweep uses :func:`layer_acs_per_step`, :func:`layer_macs_per_step` and :func:`energy_pj`).
+
+* :func:`topk_correct` / :func:`topk_accuracy` - top-k hits / accuracy in %, with their argument checks;
+  :func:`topk_hits` (device tensor, no host sync) and :func:`check_targets` (one sync) are the two
+  halves the training engine uses separately.
 * :func:`firing_rates` - mean spike rate of every SpikingJelly neuron layer, via SpikingJelly's
   ``monitor.OutputMonitor`` (both SpikingJelly lines).
-* :func:`synops_energy` - synaptic operations (ACs), MACs and the 45 nm energy estimate
-  (MAC 4.6 pJ, AC 0.9 pJ, Horowitz 2014). On SpikingJelly 2.x it reports SpikingJelly's own
+* :func:`synops_energy` - synaptic operations (ACs), MACs and the 45 nm compute energy estimate
+  (MAC 4.6 pJ, AC 0.9 pJ, Horowitz 2014), every figure named with its unit and whether it is a total
+  over the input or per sample. On SpikingJelly 2.x it reports SpikingJelly's own
   ``op_counter.estimate_simple_energy``; SpikingJelly 0.0.0.0.14 has no op counter, so there (or with
   ``backend="hooks"`` on either line, for numbers comparable across lines) a small forward-hook counter
   over the synaptic layers (convolutions and linear layers) is used.
+* :func:`layer_acs_per_step` / :func:`layer_macs_per_step` / :func:`energy_pj` - the per-layer counting
+  rules and the energy formula themselves, for code that places its own hooks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -21,13 +30,33 @@ from torch import nn
 
 from .compat import op_counter
 
-__all__ = ["topk_correct", "topk_accuracy", "firing_rates", "synops_energy", "E_MAC_PJ", "E_AC_PJ"]
+__all__ = [
+    "topk_correct",
+    "topk_accuracy",
+    "topk_hits",
+    "check_targets",
+    "firing_rates",
+    "synops_energy",
+    "energy_pj",
+    "layer_acs_per_step",
+    "layer_macs_per_step",
+    "SYNAPTIC_LAYERS",
+    "E_MAC_PJ",
+    "E_AC_PJ",
+]
 
 #: 45 nm, 32-bit float energy per operation in pJ (Horowitz, ISSCC 2014), as SpikingJelly's op_counter uses.
 E_MAC_PJ, E_AC_PJ = 4.6, 0.9
 
 
-def _check_logits(logits: torch.Tensor, target: torch.Tensor) -> None:
+def energy_pj(macs: float, acs: float) -> float:
+    """Compute energy in pJ of ``macs`` multiply-accumulates and ``acs`` accumulates:
+    ``4.6 pJ x MACs + 0.9 pJ x ACs`` (45 nm, Horowitz 2014; memory traffic not included)."""
+    return E_MAC_PJ * macs + E_AC_PJ * acs
+
+
+def _check_shapes(logits: torch.Tensor, target: torch.Tensor) -> None:
+    """Shape and dtype checks: tensor metadata only, no host sync."""
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"logits: expected a [B, num_classes] tensor, got {got}")
@@ -36,11 +65,43 @@ def _check_logits(logits: torch.Tensor, target: torch.Tensor) -> None:
         raise ValueError(f"target: expected a [B] = [{logits.shape[0]}] tensor of class indices, got {got}")
     if target.dtype.is_floating_point or target.dtype == torch.bool:
         raise ValueError(f"target: expected an integer tensor of class indices, got dtype {target.dtype}")
-    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= logits.shape[1]):
+
+
+def check_targets(target: torch.Tensor, num_classes: int, name: str = "target") -> None:
+    """Raise ``ValueError`` unless every class index in ``target`` lies in ``[0, num_classes - 1]``.
+
+    Reads the minimum and maximum back to the host (one sync on a GPU): the training engine calls it
+    once per run (first batch) and checks a device-side running min/max at epoch end instead.
+    """
+    if target.numel() == 0:
+        return
+    lo, hi = torch.stack([target.min(), target.max()]).tolist()
+    if lo < 0 or hi >= num_classes:
         raise ValueError(
-            f"target: expected class indices in [0, {logits.shape[1] - 1}] (logits have {logits.shape[1]} "
-            f"classes), got values in [{int(target.min())}, {int(target.max())}]"
+            f"{name}: expected class indices in [0, {num_classes - 1}] (logits have {num_classes} "
+            f"classes), got values in [{lo}, {hi}]"
         )
+
+
+def _check_logits(logits: torch.Tensor, target: torch.Tensor) -> None:
+    _check_shapes(logits, target)
+    check_targets(target, logits.shape[1])
+
+
+def _check_topk(topk: Sequence[int]) -> None:
+    if any(int(k) < 1 for k in topk):
+        raise ValueError(f"topk: expected integers >= 1, got {tuple(topk)}")
+
+
+@torch.no_grad()
+def topk_hits(logits: torch.Tensor, target: torch.Tensor, topk: Sequence[int] = (1, 5)) -> torch.Tensor:
+    """Like :func:`topk_correct`, as an int64 tensor ``[len(topk)]`` on ``logits``' device, without a
+    host sync: shapes and dtypes are checked, the class range is not (see :func:`check_targets`)."""
+    _check_shapes(logits, target)
+    _check_topk(topk)
+    kmax = min(max(topk), logits.shape[1])
+    hit = logits.topk(kmax, dim=1).indices.eq(target[:, None])  # [B, kmax]
+    return torch.stack([hit[:, : min(int(k), kmax)].any(dim=1).sum() for k in topk])
 
 
 @torch.no_grad()
@@ -48,15 +109,11 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, topk: tuple[int, ..
     """Number of samples whose target is among the ``k`` highest logits, for each ``k`` in ``topk``.
 
     ``k`` larger than the number of classes ``C`` is computed as ``k = C`` (every sample is then
-    correct), so top-5 on a 2-class problem reads 100 % rather than failing.
+    correct), so top-5 on a 2-class problem reads 100 % rather than failing. Targets outside
+    ``[0, C - 1]`` are refused (:func:`check_targets`).
     """
     _check_logits(logits, target)
-    if any(int(k) < 1 for k in topk):
-        raise ValueError(f"topk: expected integers >= 1, got {tuple(topk)}")
-    kmax = min(max(topk), logits.shape[1])
-    pred = logits.topk(kmax, dim=1).indices  # [B, kmax]
-    hit = pred.eq(target[:, None])
-    return [int(hit[:, : min(int(k), kmax)].any(dim=1).sum()) for k in topk]
+    return [int(v) for v in topk_hits(logits, target, topk).tolist()]
 
 
 def topk_accuracy(logits: torch.Tensor, target: torch.Tensor, topk: tuple[int, ...] = (1, 5)) -> list[float]:
@@ -123,28 +180,65 @@ def firing_rates(
 
 # --- synaptic operations ---------------------------------------------------------------------------
 
-_SYNAPTIC = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+#: The layers whose operations are counted: linear and convolution layers (SpikingJelly's ``layer.*``
+#: versions are subclasses).
+SYNAPTIC_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def _is_binary(x: torch.Tensor) -> bool:
     return bool(((x == 0) | (x == 1)).all())
 
 
+def _fan_in(m: nn.Module) -> int:
+    return m.in_features if isinstance(m, nn.Linear) else m.weight.shape[1] * m.weight[0, 0].numel()
+
+
+def layer_macs_per_step(m: nn.Module, out: torch.Tensor, steps: int = 1) -> float:
+    """Dense multiply-accumulates per time step of one call of a linear/conv layer ``m``:
+    ``out.numel() / steps x fan_in`` (``out`` is the layer's output over ``steps`` time steps and all
+    samples; ``steps=1`` gives the call's total)."""
+    return out.numel() / steps * _fan_in(m)
+
+
+def layer_acs_per_step(m: nn.Module, x: torch.Tensor, steps: int = 1) -> torch.Tensor:
+    """Accumulates (synaptic events) per time step of one call of a linear/conv layer ``m`` fed by spikes.
+
+    Every non-zero input costs one AC per output it reaches: ``fan_out`` for a linear layer; for a
+    convolution the outputs its kernel window covers (so a spike at a padded border reaches fewer),
+    computed exactly by convolving the non-zero mask with a kernel of ones.
+
+    Args:
+        m: an ``nn.Linear`` / ``nn.Conv{1,2,3}d`` (zero padding).
+        x: its input, ``[N, ...]`` where the leading dimensions hold ``steps`` time steps first
+            (``[T, B, ...]`` of a multi-step layer or ``[T * B, ...]``).
+        steps: number of time steps in the leading dimension.
+
+    Returns:
+        A float32 tensor ``[steps]`` on ``x``'s device (ACs summed over the samples of each step).
+    """
+    nz = (x != 0).to(torch.float32)
+    if isinstance(m, nn.Linear):
+        return nz.reshape(steps, -1).sum(1) * m.out_features
+    spatial = m.weight.dim() - 2
+    nz = nz.reshape(-1, *nz.shape[nz.dim() - spatial - 1 :])  # [N, C_in, *spatial]
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[spatial]
+    if m.groups == 1:  # events x reached outputs: sum over input channels first, then x out_channels
+        ones = torch.ones(1, 1, *m.weight.shape[2:], device=x.device)
+        reach = conv(nz.sum(1, keepdim=True), ones, None, m.stride, m.padding, m.dilation) * m.out_channels
+    else:
+        ones = torch.ones_like(m.weight, dtype=torch.float32)
+        reach = conv(nz, ones, None, m.stride, m.padding, m.dilation, m.groups)
+    return reach.reshape(steps, -1).sum(1)
+
+
 def _layer_ops(m: nn.Module, x: torch.Tensor, out: torch.Tensor) -> tuple[int, int]:
     """(ACs, MACs) of one call of a linear/conv layer: ACs = exact synaptic events of a binary input
     (non-zero input x the outputs it reaches, padding included), MACs = dense multiply-adds otherwise."""
-    if isinstance(m, nn.Linear):
-        if _is_binary(x):
-            return int(x.count_nonzero()) * m.out_features, 0
-        return 0, out.numel() * m.in_features
     if _is_binary(x):
-        nd = x.dim() - (m.weight.dim() - 2) - 1  # leading batch-like dims ([T, B] in multi-step mode)
-        nz = (x != 0).to(m.weight.dtype).flatten(0, nd - 1) if nd > 1 else (x != 0).to(m.weight.dtype)
-        ones = torch.ones_like(m.weight)
-        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[m.weight.dim() - 2]
-        reach = conv(nz, ones, None, m.stride, m.padding, m.dilation, m.groups)
-        return int(reach.sum().round()), 0
-    return 0, out.numel() * (m.weight.shape[1] * m.weight[0, 0].numel())
+        if isinstance(m, nn.Linear):  # exact integer count at any size
+            return int(x.count_nonzero()) * m.out_features, 0
+        return int(layer_acs_per_step(m, x).sum().round()), 0
+    return 0, int(layer_macs_per_step(m, out))
 
 
 @torch.no_grad()
@@ -152,7 +246,7 @@ def _hook_count(model: nn.Module, x: Any) -> dict[str, Any]:
     per_layer: dict[str, dict[str, int]] = {}
     handles = []
     for name, m in model.named_modules():
-        if isinstance(m, _SYNAPTIC):
+        if isinstance(m, SYNAPTIC_LAYERS):
 
             def hook(mod, args, out, name=name):
                 if getattr(mod, "padding_mode", "zeros") != "zeros":
@@ -177,7 +271,9 @@ def _hook_count(model: nn.Module, x: Any) -> dict[str, Any]:
     return {"synops": acs, "acs": acs, "macs": macs, "per_layer": per_layer}
 
 
-def synops_energy(model: nn.Module, x: Any, *, backend: str = "auto") -> dict[str, Any]:
+def synops_energy(
+    model: nn.Module, x: Any, *, backend: str = "auto", samples: int | None = None
+) -> dict[str, Any]:
     """Synaptic operations, MACs, ACs and the 45 nm compute energy of one forward pass of ``x``.
 
     Args:
@@ -185,22 +281,37 @@ def synops_energy(model: nn.Module, x: Any, *, backend: str = "auto") -> dict[st
         x: its input (a tuple/dict is passed as ``*args``/``**kwargs``).
         backend: ``"auto"`` (SpikingJelly's op_counter when installed, else hooks), ``"spikingjelly"``
             (error on 0.0.0.0.14) or ``"hooks"``.
+        samples: number of samples in ``x`` for the ``*_per_sample`` figures; default ``B`` of a
+            ``[T, B, ...]`` tensor (``None`` for a tuple/dict input: the per-sample figures are then None).
 
     Returns:
-        ``{"available": True, "backend", "synops", "acs", "macs", "energy_mac_pj", "energy_ac_pj",
-        "energy_pj"}`` with ``energy_pj = 4.6 pJ x MACs + 0.9 pJ x ACs`` (compute only).
+        Counts are totals over the whole input (all samples, all time steps); every energy key names
+        its unit (pJ) and whether it is a total or per sample:
 
-        - ``backend="spikingjelly"``: the counts of ``op_counter.estimate_simple_energy`` (its ACs also
-          cover element-wise additions such as neuron updates; ``synops`` is its SynOpCounter count),
-          plus ``"energy_total_pj"`` and ``"memory_access_bytes"`` (its memory-traffic model).
-        - ``backend="hooks"``: only synaptic layers (``nn.Linear``/``nn.Conv{1,2,3}d`` and SpikingJelly's
-          subclasses) are counted; a layer fed by a binary (spike) tensor costs one AC per synaptic
-          event (non-zero input x fan-out, exact at borders), any other input costs dense MACs
-          (so the first, analog-input layer is MACs). ``"per_layer"`` holds the split.
+        - ``"synops"``, ``"acs"``, ``"macs"`` and ``"synops_per_sample"``, ``"acs_per_sample"``,
+          ``"macs_per_sample"``; ``"samples"``;
+        - ``"energy_pj_total"`` = ``4.6 pJ x macs + 0.9 pJ x acs`` (:func:`energy_pj`: compute only, no
+          memory traffic), split into ``"energy_mac_pj_total"`` and ``"energy_ac_pj_total"``;
+          ``"energy_pj_per_sample"`` = ``energy_pj_total / samples``;
+        - ``"backend"``, ``"available"`` (True).
+
+        With ``backend="spikingjelly"``: the counts of ``op_counter.estimate_simple_energy`` (its ACs
+        also cover element-wise additions such as neuron updates; ``synops`` is its SynOpCounter count),
+        plus ``"energy_pj_total_incl_memory"`` (its compute + memory-traffic model, total) and
+        ``"memory_access_bytes_total"``.
+        With ``backend="hooks"``: only synaptic layers (:data:`SYNAPTIC_LAYERS`) are counted; a layer
+        fed by a binary (spike) tensor costs one AC per synaptic event (:func:`layer_acs_per_step`:
+        non-zero input x the outputs it reaches, exact at borders), any other input costs dense MACs
+        (:func:`layer_macs_per_step`; so the first, analog-input layer is MACs). ``"per_layer"`` holds
+        the split (totals).
     """
     if backend not in ("auto", "spikingjelly", "hooks"):
         raise ValueError(f"backend: expected 'auto', 'spikingjelly' or 'hooks', got {backend!r}")
     _check_tensor_input(x)
+    if samples is None and isinstance(x, torch.Tensor):
+        samples = int(x.shape[1])
+    if samples is not None and (not isinstance(samples, int) or samples < 1):
+        raise ValueError(f"samples: expected None or an integer >= 1, got {samples!r}")
     oc = op_counter()
     if backend == "spikingjelly" and oc is None:
         raise RuntimeError(
@@ -222,11 +333,15 @@ def synops_energy(model: nn.Module, x: Any, *, backend: str = "auto") -> dict[st
             "synops": int(c.get("synop", 0)),
             "acs": int(c.get("ac", 0)),
             "macs": int(c.get("mac", 0)),
-            "energy_total_pj": float(rep.energy_total_pj),
-            "memory_access_bytes": int(c.get("memory_access_bytes", 0)),
+            "energy_pj_total_incl_memory": float(rep.energy_total_pj),
+            "memory_access_bytes_total": int(c.get("memory_access_bytes", 0)),
         }
     res["available"] = True
-    res["energy_mac_pj"] = E_MAC_PJ * res["macs"]
-    res["energy_ac_pj"] = E_AC_PJ * res["acs"]
-    res["energy_pj"] = res["energy_mac_pj"] + res["energy_ac_pj"]
+    res["samples"] = samples
+    res["energy_mac_pj_total"] = E_MAC_PJ * res["macs"]
+    res["energy_ac_pj_total"] = E_AC_PJ * res["acs"]
+    res["energy_pj_total"] = energy_pj(res["macs"], res["acs"])
+    for key in ("synops", "acs", "macs"):
+        res[f"{key}_per_sample"] = res[key] / samples if samples else None
+    res["energy_pj_per_sample"] = res["energy_pj_total"] / samples if samples else None
     return res
