@@ -37,9 +37,12 @@ class SpikingTokenizer(nn.Module):
 
     Widths ``D/8, D/4, D/2, D, D``; ``pool_stages`` says after which stages (0..3) a 3x3/2 max pool runs
     (ImageNet: 0, 1, 2, 3 -> 224/16 = 14; CIFAR: 2, 3 -> 32/4 = 8). Pooling the real-valued BN output
-    before the LIF is CML's exact-gradient downsampling. The last stage (D -> D, the relative position
-    embedding of Spikformer/Spikingformer) is added to its input as a residual [inferred from those
-    tokenizers; the spec lists only the widths].
+    before the LIF is CML's exact-gradient downsampling. The last stage (D -> D: LIF -> Conv3x3 -> BN,
+    ``proj4`` of the BKDSNN reference) is the tokenizer's output, with **no residual**: BKDSNN's
+    ``Spikingformer-CML`` tokenizer returns ``proj4_bn(...)`` (``shared/notes/reference-checkpoints.md``
+    section 2), and the paper's CML+Spikingformer numbers come from that network. (Spikformer's SPS adds
+    its relative position embedding to its input, ``x + RPE(x)``; that is another model's tokenizer, not
+    offered here.)
 
     Shapes: ``[T, B, in_channels, H, W]`` -> ``[T, B, D, H / 2^p, W / 2^p]`` (p = len(pool_stages)).
     """
@@ -64,8 +67,7 @@ class SpikingTokenizer(nn.Module):
         self.rpe = nn.Sequential(_lif(), *_conv_bn(dim, dim, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(x)
-        return x + self.rpe(x)
+        return self.rpe(self.stages(x))
 
 
 class SpikingSelfAttention(nn.Module):
@@ -135,6 +137,11 @@ class SpikingformerCML(nn.Module):
     ``[T, B, num_classes]`` per-step logits (average over T for a prediction: GAP over tokens, mean over
     T, Linear commute). The distillation tap is ``blocks`` (the last block's residual stream,
     ``[T, B, D, H', W']``), or ``blocks.<i>`` for an earlier one.
+
+    The head acts on the real-valued residual stream with no neuron before it, ``head(GAP(x))`` per step,
+    as BKDSNN's reference (``head(mean_T(GAP(x)))``; spec ``bkd.md`` 1.5 "GAP over tokens, mean over T,
+    Linear"), the network the paper's numbers come from; the authors' released weights load with
+    :func:`sj_common.reference.load_reference_checkpoint` (``source='bkdsnn'``).
     """
 
     def __init__(
@@ -151,7 +158,6 @@ class SpikingformerCML(nn.Module):
         super().__init__()
         self.tokenizer = SpikingTokenizer(in_channels, dim, pool_stages)
         self.blocks = nn.Sequential(*[SpikingformerBlock(dim, heads, mlp_ratio) for _ in range(depth)])
-        self.head_lif = _lif()
         self.head = layer.Linear(dim, num_classes)
         self.in_channels = in_channels
         functional.set_step_mode(self, "m")
@@ -161,5 +167,5 @@ class SpikingformerCML(nn.Module):
         return self.blocks(self.tokenizer(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head_lif(self.forward_features(x))
+        x = self.forward_features(x)  # real-valued residual stream: no LIF before the head (reference)
         return self.head(x.flatten(3).mean(3))  # GAP over tokens, per step: [T, B, D] -> [T, B, K]

@@ -84,6 +84,8 @@ class ResNet(nn.Module):
 
     def __init__(self, widths, blocks, num_classes, in_channels, L, stem: str):
         super().__init__()
+        if stem not in ("cifar", "imagenet"):
+            raise ValueError(f"stem: expected 'cifar' or 'imagenet', got {stem!r}")
         if stem == "cifar":
             self.stem = nn.Sequential(*_conv_bn(in_channels, widths[0], L))
         else:  # ImageNet stem, max pooling replaced by average pooling (spec 1.2)
@@ -113,9 +115,15 @@ def resnet20(num_classes: int = 100, in_channels: int = 3, L: int = 4) -> ResNet
     return ResNet([16, 32, 64], [3, 3, 3], num_classes, in_channels, L, "cifar")
 
 
-def resnet34(num_classes: int = 1000, in_channels: int = 3, L: int = 8, stem: str = "imagenet") -> ResNet:
-    """ResNet-34. ``stem='imagenet'`` (default: 7x7/2 + pool); the reference used the CIFAR stem even on
-    ImageNet (spec 5.1.10, very costly at 224x224), available as ``stem='cifar'``."""
+def resnet34(num_classes: int = 1000, in_channels: int = 3, L: int = 8, stem: str = "cifar") -> ResNet:
+    """ResNet-34 ``[B, C, H, W] -> [B, K]``.
+
+    ``stem='cifar'`` (default): 3x3 stride-1 conv, no pool, also on ImageNet. That is the QCFS/COS
+    reference's ``resnet34`` (spec 5.1.10; ``shared/notes/reference-checkpoints.md``: its checkpoints map
+    251/251 keys with identical outputs), so the paper's ImageNet ResNet-34 numbers come from this
+    network; it is costly at 224x224 (stage 1 runs at full resolution). ``stem='imagenet'``: He et al.'s
+    standard 7x7/2 conv + 3x3/2 pool (average pool here, spec 1.2), 4x cheaper per stage but a different
+    network from the paper's row, and the authors' checkpoints do not load into it."""
     return ResNet([64, 128, 256, 512], [3, 4, 6, 3], num_classes, in_channels, L, stem)
 
 
