@@ -25,6 +25,7 @@ import torch.nn as nn
 import torchvision
 from sj_common.compat import if_node
 from sj_common.models import check_frames
+from sj_common.reference import safe_load
 from spikingjelly.activation_based import functional, layer, surrogate
 from spikingjelly.activation_based.model import sew_resnet, spiking_vgg
 from spikingjelly.activation_based.model.sew_resnet import BasicBlock
@@ -298,6 +299,9 @@ def freeze(model: nn.Module) -> nn.Module:
 def load_weights(model: nn.Module, path: str | os.PathLike, *, arg: str = "weights") -> nn.Module:
     """Load a local checkpoint strictly: a state dict, or a dict holding one under 'model' / 'state_dict'.
 
+    For the authors' released BKDSNN students (other key names) use
+    :func:`sj_common.reference.load_reference_checkpoint` with ``source='bkdsnn'``. Files are read with
+    ``torch.load(weights_only=True)``, ``argparse.Namespace`` allowed (:func:`sj_common.reference.safe_load`).
     ``module.`` prefixes (DDP) are stripped. timm ``.npz`` files go through timm's own loader. Missing
     file, or keys/shapes that do not match, raise an error naming the file.
     """
@@ -314,7 +318,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, arg: str = "weigh
             )
         _import_timm().models.load_checkpoint(target, str(p))
         return model
-    sd = torch.load(p, map_location="cpu", weights_only=True)
+    # weights-only with an explicit allow-list (argparse.Namespace: BKDSNN and timm save 'args' beside the
+    # weights); anything else is refused, never loaded unsafely
+    sd = safe_load(p, arg=arg)
     for key in ("model", "state_dict", "model_state"):
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
             sd = sd[key]
