@@ -4,16 +4,27 @@
 >>> results = fit(model, train_set, val_set, test_set, config=TrainConfig(out="runs/x", epochs=2),
 ...               step=classification_step(sequence_input=True, loss="tet"))
 
-Modules: :mod:`.config` (TrainConfig, StepContext, StepOutput), :mod:`.loop` (fit, evaluate, step
-functions), :mod:`.checkpoint` (atomic save, RNG states, load_checkpoint), :mod:`.distributed` (torchrun,
-seeded sharding sampler), :mod:`.report` (versions, text table).
+Modules, each with one job: :mod:`.config` (TrainConfig, StepContext, StepOutput), :mod:`.steps`
+(classification_step and the one TET loss), :mod:`.loop` (fit's epoch loop, evaluate),
+:mod:`.checkpoint` (safe reads, atomic writes, RNG states, the Checkpointer and the resume policy),
+:mod:`.meter` (device-side running sums), :mod:`.report` (progress, TensorBoard, results.json, versions,
+text table), :mod:`.distributed` (torchrun, seeded sharding sampler), :mod:`.util` (unwrap, to_device).
 """
 
-from .checkpoint import atomic_save, load_checkpoint, seed_everything
+from .checkpoint import (
+    RESUME_MAY_CHANGE,
+    CheckpointError,
+    atomic_save,
+    load_checkpoint,
+    read_checkpoint,
+    seed_everything,
+)
 from .config import LossHook, StepContext, StepFn, StepOutput, TrainConfig
 from .distributed import ShardedSampler, is_main_process, rank, world_size
-from .loop import classification_step, evaluate, fit, to_device, unwrap
+from .loop import evaluate, fit, preserved_global_state
 from .report import format_table, package_versions, print_table
+from .steps import classification_step, tet_loss
+from .util import to_device, unwrap
 
 __all__ = [
     "TrainConfig",
@@ -30,6 +41,11 @@ __all__ = [
     "world_size",
     "rank",
     "load_checkpoint",
+    "read_checkpoint",
+    "CheckpointError",
+    "RESUME_MAY_CHANGE",
+    "preserved_global_state",
+    "tet_loss",
     "atomic_save",
     "seed_everything",
     "ShardedSampler",
