@@ -125,6 +125,11 @@ def test_calib_plots(tmp_path):
     ]
     _check(plots.plot_offset_histogram(res, path=tmp_path / "h.png"), tmp_path / "h.png", min_axes=3)
     _check(plots.plot_firing_rates(res, path=tmp_path / "f.png"), tmp_path / "f.png")
+    res["latency"] = {"rho": 4, "per_layer_work": [5, 6, 8, 12], "streaming": [17, 18, 20, 24]}
+    from sj_calib.sweep import plot_sweep  # the sweep's own sweep.png goes through sj_calib.plots
+
+    assert plot_sweep(res, tmp_path / "s.png") == tmp_path / "s.png"
+    _check(plots.plot_sweep(res), tmp_path / "s.png")
     with pytest.raises(ValueError, match="res: expected a sj_calib sweep result"):
         plots.plot_accuracy_vs_T({"T": [1]})
 

@@ -6,7 +6,8 @@ switched (see :mod:`sj_common.plots`; matplotlib is the ``[plots]`` extra).
 
 * :func:`plot_accuracy_vs_T`: the QCFS ANN, the plain SNN and the calibrated SNN against T;
 * :func:`plot_offset_histogram`: per spiking layer, neurons off by 0, 1, 2, >=3 spikes before/after;
-* :func:`plot_firing_rates`: firing rate per layer, plain vs calibrated SNN.
+* :func:`plot_firing_rates`: firing rate per layer, plain vs calibrated SNN;
+* :func:`plot_sweep`: accuracy against total latency (T, rho + T, D * rho + T), the sweep's ``sweep.png``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from sj_common.plots import _finish, new_figure, plot_layer_rates
 
-__all__ = ["plot_accuracy_vs_T", "plot_offset_histogram", "plot_firing_rates"]
+__all__ = ["plot_accuracy_vs_T", "plot_offset_histogram", "plot_firing_rates", "plot_sweep"]
 
 
 def _check_sweep(res: Mapping, *keys: str) -> None:
@@ -102,3 +103,32 @@ def plot_firing_rates(res: Mapping, *, title: str | None = None, path: str | Pat
         title=title or f"firing rate per layer (T = {T})",
         path=path,
     )
+
+
+def plot_sweep(res: Mapping, *, title: str | None = None, path: str | Path | None = None):
+    """Accuracy against total latency: the plain SNN at T, the calibrated SNN at ``rho + T`` (per-layer
+    work) and at ``D * rho + T`` (a streaming deployment), the QCFS ANN as a line (``sweep.png``)."""
+    _check_sweep(res, "ann_acc", "T", "uncalibrated", "calibrated", "latency")
+    lat = res["latency"]
+    fig, axes = new_figure(1, 1, size=(6.0, 4.0))
+    ax = axes[0, 0]
+    ax.axhline(res["ann_acc"], color="k", ls=":", label=f"QCFS ANN ({res['ann_acc']:.2f}%)")
+    ax.plot(res["T"], res["uncalibrated"]["acc"], "o-", label="SNN, uncalibrated (T)")
+    ax.plot(
+        lat["per_layer_work"], res["calibrated"]["acc"], "s-", label=f"SNN + COS (rho={lat['rho']}): rho+T"
+    )
+    ax.plot(
+        lat["streaming"], res["calibrated"]["acc"], "s--", alpha=0.6, label="SNN + COS: D*rho+T (streaming)"
+    )
+    for t, x, y in zip(res["T"], lat["per_layer_work"], res["calibrated"]["acc"]):
+        ax.annotate(f"T={t}", (x, y), textcoords="offset points", xytext=(3, -10), fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("total latency (time steps)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    lo = min(min(res["uncalibrated"]["acc"]), min(res["calibrated"]["acc"]))
+    ax.set_ylim(max(0.0, math.floor(lo - 2)), min(100.5, res["ann_acc"] + 2))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _finish(fig, path, dpi=110)

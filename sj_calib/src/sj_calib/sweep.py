@@ -22,7 +22,6 @@ that feeds a calibrating neuron (the replayed pre-simulation input). Energy = 4.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -251,33 +250,9 @@ def sweep(
 
 
 def plot_sweep(res: dict, path: str | Path) -> Path:
-    """PNG of accuracy vs total latency: uncalibrated at T, calibrated at rho+T and at D*rho+T."""
-    import matplotlib
+    """PNG of accuracy vs total latency: uncalibrated at T, calibrated at rho+T and at D*rho+T (drawn by
+    :func:`sj_calib.plots.plot_sweep`; needs matplotlib, the ``[plots]`` extra; the backend is untouched)."""
+    from .plots import plot_sweep as _plot_sweep
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lat = res["latency"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.axhline(res["ann_acc"], color="k", ls=":", label=f"QCFS ANN ({res['ann_acc']:.2f}%)")
-    ax.plot(res["T"], res["uncalibrated"]["acc"], "o-", label="SNN, uncalibrated (T)")
-    ax.plot(
-        lat["per_layer_work"], res["calibrated"]["acc"], "s-", label=f"SNN + COS (rho={lat['rho']}): rho+T"
-    )
-    ax.plot(
-        lat["streaming"], res["calibrated"]["acc"], "s--", alpha=0.6, label="SNN + COS: D*rho+T (streaming)"
-    )
-    for t, x, y in zip(res["T"], lat["per_layer_work"], res["calibrated"]["acc"]):
-        ax.annotate(f"T={t}", (x, y), textcoords="offset points", xytext=(3, -10), fontsize=7)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("total latency (time steps)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    lo = min(min(res["uncalibrated"]["acc"]), min(res["calibrated"]["acc"]))
-    ax.set_ylim(max(0.0, math.floor(lo - 2)), min(100.0, res["ann_acc"] + 2))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    _plot_sweep(res, path=path)
+    return Path(path)
