@@ -1,32 +1,46 @@
-"""Data, model and training from one config dict (the YAML files in ``sj_calib/configs``).
+"""The sj-calib recipe: QCFS ANN training, then conversion, calibration and the sweep, from one typed config.
 
-Config sections: ``data`` (name, val_fraction, augment, normalize), ``model`` (name + factory kwargs, L,
-init_threshold), ``calib`` (T list, rho, shift, saturate, iterations, fold_bn, batch_size, max_batches)
-and ``train`` (:class:`sj_common.engine.TrainConfig` fields). Model selection uses a validation split
-carved (stratified, seeded) from the training set, never the test set (the reference selected on the
-test set, spec 5.1.8).
+Config sections (the YAML files in ``sj_calib/configs``): ``data`` (:class:`CalibData`), ``model``
+(:class:`CalibModel`: a model of :data:`sj_calib.models.MODELS` and its factory's keyword arguments),
+``calib`` (:data:`CalibOptions`, derived from the signatures of :func:`sj_calib.calibrate`,
+:func:`sj_calib.convert` and :func:`sj_calib.sweep.snn_sweep`, so its defaults are theirs) and ``train``
+(:class:`sj_common.engine.TrainConfig`). Model selection uses a validation split carved (stratified,
+seeded) from the training set, never the test set (the reference selected on the test set, spec 5.1.8).
+
+Stages: ``train`` (the QCFS ANN through ``sj_common.engine.fit``), ``eval`` (the ANN on the test split),
+``convert`` (the uncalibrated SNN at every ``calib.T``), ``calibrate`` (offset-spike calibrated) and
+``sweep`` (ANN vs both, firing rates, SynOps / energy, latency, ``sweep.png``).
 """
 
 from __future__ import annotations
 
+import inspect
+import time
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from sj_common.config import ConfigError, UsageError, default_of, section_from, to_dict
+from sj_common.engine import TrainConfig
+from sj_common.recipe import Data, Flag, Recipe, Stage
 from torch import nn
-from torch.utils.data import Dataset
 
-from .models import build_model
-from .qcfs import QCFS
+from .calibrate import calibrate
+from .convert import convert
+from .models import MODELS, create_model
+from .qcfs import QCFS, replace_relu_by_qcfs
+from .sweep import latency, snn_sweep, sweep
 
-__all__ = ["Cutout", "build_datasets", "build_ann", "load_ann", "train_ann", "Split"]
+__all__ = ["Cutout", "CalibData", "CalibModel", "CalibOptions", "CalibConfig", "CalibRecipe", "RECIPE"]
 
 _NORMALIZE = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
     "cifar100": ((129.3 / 255, 124.1 / 255, 112.4 / 255), (68.2 / 255, 65.4 / 255, 70.4 / 255)),
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
+_AUGMENT = ("none", "cifar10", "cifar100", "imagenet")
 
 
 class Cutout:
@@ -46,108 +60,242 @@ class Cutout:
         return img
 
 
-class Split(Dataset):
-    """Rows ``indices`` of ``base`` with ``.targets`` and ``.classes`` kept."""
+@dataclass
+class CalibData:
+    """``name``: ``mnist5k`` (embedded, its own train/val/test, fixed by ``split_seed``) or a
+    ``sj_common.data.static_dataset`` name read from ``--data-root``; ``val_fraction`` of the training set
+    becomes the validation split (stratified, seeded by ``train.seed``); ``augment``: none | cifar10 |
+    cifar100 | imagenet; ``normalize``: ``[mean, std]`` (default: the data set's); ``cutout``: side of the
+    Cutout square of the CIFAR augmentation (default 16 for cifar10, 8 for cifar100)."""
 
-    def __init__(self, base, indices):
-        self.base, self.indices = base, np.asarray(indices, dtype=np.int64)
-        self.targets = np.asarray(base.targets, dtype=np.int64)[self.indices]
-        self.classes = list(base.classes)
+    name: str = "mnist5k"
+    split_seed: int = 0
+    val_fraction: float = 0.05
+    augment: str = "none"
+    normalize: list[list[float]] | None = None
+    cutout: int | None = None
 
-    def __len__(self):
-        return len(self.indices)
+    def __post_init__(self) -> None:
+        if self.augment not in _AUGMENT:
+            raise ValueError(f"augment: expected one of {_AUGMENT}, got {self.augment!r}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction: expected a fraction in (0, 1), got {self.val_fraction!r}")
 
-    def __getitem__(self, i):
-        return self.base[int(self.indices[i])]
+
+@dataclass
+class CalibModel:
+    """``name``: a model of :data:`sj_calib.models.MODELS`; every other key goes to its factory
+    (``num_classes``, ``in_channels``, ``L``, ``width`` ...); ``init_threshold`` sets each QCFS lambda."""
+
+    name: str = "small_vgg"
+    init_threshold: float = default_of(replace_relu_by_qcfs, "init_threshold")
+    kwargs: dict[str, Any] = field(default_factory=dict, metadata={"rest": True})
+
+    def __post_init__(self) -> None:
+        if self.name not in MODELS:
+            raise ValueError(f"name: expected one of {sorted(MODELS)}, got {self.name!r}")
+        params = inspect.signature(MODELS[self.name]).parameters
+        unknown = sorted(set(self.kwargs) - set(params))
+        if unknown:
+            raise ConfigError(
+                f"model.{unknown[0]}: unknown key for model {self.name!r}; valid keys: "
+                f"name, init_threshold, {', '.join(params)}"
+            )
 
 
-def _transforms(data: dict, train: bool):
+CalibOptions = section_from(
+    "CalibOptions",
+    (calibrate, ["rho", "shift", "saturate", "iterations"]),
+    (convert, ["fold_bn"]),
+    (snn_sweep, ["T", "batch_size", "max_batches"], {"T": "Ts"}),
+    doc="Conversion, calibration and read-out options (defaults: those of calibrate, convert and snn_sweep).",
+)
+
+
+@dataclass
+class CalibConfig:
+    """The whole sj-calib config (one YAML file)."""
+
+    train: TrainConfig
+    name: str = ""
+    data: CalibData = field(default_factory=CalibData)
+    model: CalibModel = field(default_factory=CalibModel)
+    calib: CalibOptions = field(default_factory=CalibOptions)  # type: ignore[valid-type]
+
+
+def _transforms(data: CalibData, train: bool):
     from torchvision import transforms as T
 
-    name = data["name"]
-    aug = data.get("augment", "none")
-    norm = data.get("normalize", _NORMALIZE.get(name))
+    norm = data.normalize or _NORMALIZE.get(data.name)
     tail = [T.ToTensor()] + ([T.Normalize(*norm)] if norm else [])
-    if not train or aug == "none":
-        if name == "imagenet":
+    if not train or data.augment == "none":
+        if data.name == "imagenet":
             return T.Compose([T.Resize(256), T.CenterCrop(224), *tail])
         return T.Compose(tail)
-    if aug == "imagenet":
+    if data.augment == "imagenet":
         return T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), *tail])
-    if aug in ("cifar10", "cifar100"):  # spec 1.3; torchvision AutoAugment replaces the np.int-broken copy
-        cut = int(data.get("cutout", 16 if aug == "cifar10" else 8))
-        return T.Compose(
-            [
-                T.RandomCrop(32, padding=4),
-                T.RandomHorizontalFlip(),
-                T.AutoAugment(T.AutoAugmentPolicy.CIFAR10),
-                *tail,
-                Cutout(cut),
-            ]
+    # cifar10 / cifar100, spec 1.3; torchvision AutoAugment replaces the np.int-broken copy
+    cut = data.cutout if data.cutout is not None else (16 if data.augment == "cifar10" else 8)
+    return T.Compose(
+        [
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            T.AutoAugment(T.AutoAugmentPolicy.CIFAR10),
+            *tail,
+            Cutout(cut),
+        ]
+    )
+
+
+def _resolve(device: str) -> str:
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def _write(out: Path, payload: dict) -> Path:
+    from sj_common.engine import package_versions
+    from sj_common.engine.checkpoint import atomic_write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json({**payload, "versions": package_versions()}, out / "results.json")
+    return out / "results.json"
+
+
+def _table(rows: dict[str, list], Ts: list[int]) -> str:
+    head = "model".ljust(14) + "".join(f"T={t}".rjust(9) for t in Ts)
+    lines = [head, "-" * len(head)]
+    for name, accs in rows.items():
+        lines.append(name.ljust(14) + "".join(f"{a:9.2f}" for a in accs))
+    return "\n".join(lines)
+
+
+def _snn_stage(
+    recipe: CalibRecipe, cfg: CalibConfig, ann: nn.Module, data: Data, *, out: Path, source: str, command: str
+) -> dict:
+    """``convert`` / ``calibrate`` / ``sweep`` on a trained ANN; writes ``out/results.json`` and prints a table."""
+    t0 = time.time()
+    c = cfg.calib
+    Ts = sorted({int(t) for t in c.T})
+    device = _resolve(cfg.train.device)
+    ann = ann.to(device)
+    kw = dict(batch_size=c.batch_size, device=device, max_batches=c.max_batches)
+    opts = dict(shift=c.shift, saturate=c.saturate, iterations=c.iterations)
+    if command == "sweep":
+        res = sweep(ann, data.test, Ts, c.rho, fold_bn=c.fold_bn, out=out, **opts, **kw)
+        rows = {
+            "ANN": [res["ann_acc"]] * len(Ts),
+            "uncalibrated": res["uncalibrated"]["acc"],
+            "calibrated": res["calibrated"]["acc"],
+        }
+    else:
+        snn = convert(ann, fold_bn=c.fold_bn)
+        rho = c.rho if command == "calibrate" else 0
+        if rho:
+            snn = calibrate(snn, rho=rho, **opts)
+        r = snn_sweep(snn, data.test, Ts, **kw)
+        res = {"T": Ts, "rho": rho, command: r, "latency": latency(Ts, rho, r["D"], r["iterations"] or 1)}
+        if rho:
+            res.update(opts)
+        rows = {"calibrated" if rho else "uncalibrated": r["acc"]}
+    res.update(command=command, config=to_dict(cfg), checkpoint=source, wall_time_s=time.time() - t0)
+    path = _write(out, res)
+    print(_table(rows, Ts))
+    if command != "convert":
+        lat = res["latency"]
+        print(
+            f"latency: rho={lat['rho']}, per-layer work rho+T={lat['per_layer_work']}, "
+            f"streaming D*rho+T={lat['streaming']} (D={lat['D']})"
         )
-    raise ValueError(f"data.augment: expected 'none', 'cifar10', 'cifar100' or 'imagenet', got {aug!r}")
+    print(f"results: {path}")
+    return res
 
 
-def build_datasets(cfg: dict, data_root: str | Path | None = None, seed: int = 0) -> tuple[Any, Any, Any]:
-    """``(train, val, test)`` for ``cfg["data"]``. ``mnist5k`` is embedded (its own train/val/test);
-    other names come from ``data_root`` through ``sj_common.data.static_dataset`` with a stratified
-    validation split of ``val_fraction`` carved from the training set (evaluated without augmentation)."""
-    data = cfg.get("data", {})
-    name = data.get("name", "mnist5k")
-    if name == "mnist5k":
-        from sj_common.data import MNIST5k
-
-        s = int(data.get("split_seed", 0))
-        return MNIST5k("train", seed=s), MNIST5k("val", seed=s), MNIST5k("test", seed=s)
-    if data_root is None:
-        raise ValueError(
-            f"data_root: data set {name!r} needs --data-root (a local folder; nothing is downloaded)"
-        )
-    from sj_common.data import static_dataset, stratified_split
-
-    frac = float(data.get("val_fraction", 0.05))
-    if not 0 < frac < 1:
-        raise ValueError(f"data.val_fraction: expected a fraction in (0, 1), got {frac!r}")
-    train_aug = static_dataset(name, data_root, "train", _transforms(data, True))
-    train_plain = static_dataset(name, data_root, "train", _transforms(data, False))
-    test = static_dataset(name, data_root, "test", _transforms(data, False))
-    tr_idx, val_idx = stratified_split(train_aug.targets, [1 - frac, frac], seed=seed)
-    return Split(train_aug, tr_idx), Split(train_plain, val_idx), test
+_STAGE_FLAGS = ("convert", "calibrate", "sweep")
 
 
-def build_ann(cfg: dict) -> nn.Module:
-    """The QCFS ANN of ``cfg["model"]`` (``name`` plus factory kwargs; ``init_threshold`` sets lambda)."""
-    m = dict(cfg.get("model", {}))
-    name = m.pop("name", "small_vgg")
-    init = float(m.pop("init_threshold", 8.0))
-    model = build_model(name, **m)
-    for q in model.modules():
-        if isinstance(q, QCFS):
-            q.threshold.data.fill_(init)
-    return model
+class CalibRecipe(Recipe):
+    """QCFS ANN -> IF SNN -> offset-spike calibration (Hao et al., ICLR 2023)."""
+
+    prog = "sj-calib"
+    package = "sj_calib"
+    description = (
+        "QCFS ANN training, ANN-to-SNN conversion and offset-spike calibration (Hao et al., ICLR 2023).\n\n"
+        "  sj-calib train --config mnist5k && sj-calib sweep --config mnist5k --checkpoint runs/calib_mnist5k/best.pt"
+    )
+    config_type = CalibConfig
+    flags = (
+        Flag(
+            ("--T",),
+            "calib.T",
+            "time steps to read out (T excludes the rho pre-simulation steps)",
+            _STAGE_FLAGS,
+            nargs="+",
+        ),
+        Flag(("--rho",), "calib.rho", "pre-simulation steps per layer of the calibration", _STAGE_FLAGS),
+        Flag(("--shift",), "calib.shift", "offset shift rule", _STAGE_FLAGS, choices=("reference", "theta")),
+        Flag(
+            ("--saturate",), "calib.saturate", "saturation rule", _STAGE_FLAGS, choices=("reference", "skip")
+        ),
+        Flag(("--iterations",), "calib.iterations", "calibration passes per layer", _STAGE_FLAGS),
+        Flag(
+            ("--fold-bn",),
+            "calib.fold_bn",
+            "fold BatchNorm into the convolutions before converting",
+            _STAGE_FLAGS,
+        ),
+        Flag(("--batch-size",), "calib.batch_size", "evaluation batch size", _STAGE_FLAGS),
+        Flag(("--max-batches",), "calib.max_batches", "evaluate only this many test batches", _STAGE_FLAGS),
+    )
+    stages = (
+        Stage(
+            "convert",
+            "the uncalibrated QCFS SNN (IF neurons, v_0 = theta/2) at every --T",
+            partial(_snn_stage, command="convert"),
+        ),
+        Stage(
+            "calibrate",
+            "the offset-spike calibrated SNN at every --T (with the offset histogram)",
+            partial(_snn_stage, command="calibrate"),
+        ),
+        Stage(
+            "sweep",
+            "ANN vs uncalibrated vs calibrated: accuracy, firing rates, SynOps/energy, latency, sweep.png",
+            partial(_snn_stage, command="sweep"),
+        ),
+    )
+
+    def build_data(self, cfg: CalibConfig, *, data_root: str | None = None) -> Data:
+        """``mnist5k`` is embedded (its own train/val/test); other names come from ``data_root`` through
+        ``sj_common.data.static_dataset`` with a stratified validation split of ``val_fraction`` carved from
+        the training set (evaluated without augmentation)."""
+        d = cfg.data
+        if d.name == "mnist5k":
+            from sj_common.data import MNIST5k
+
+            s = d.split_seed
+            train, val, test = MNIST5k("train", seed=s), MNIST5k("val", seed=s), MNIST5k("test", seed=s)
+        else:
+            if data_root is None:
+                raise UsageError(
+                    f"--data-root: data set {d.name!r} needs a local folder (nothing is downloaded)"
+                )
+            from sj_common.data import Subset, static_dataset, stratified_split
+
+            train_aug = static_dataset(d.name, data_root, "train", _transforms(d, True))
+            train_plain = static_dataset(d.name, data_root, "train", _transforms(d, False))
+            test = static_dataset(d.name, data_root, "test", _transforms(d, False))
+            tr_idx, val_idx = stratified_split(
+                train_aug.targets, [1 - d.val_fraction, d.val_fraction], seed=cfg.train.seed
+            )
+            train, val = Subset(train_aug, tr_idx), Subset(train_plain, val_idx)
+        return Data(train, val, test, num_classes=len(train.classes))
+
+    def build_model(self, cfg: CalibConfig, data: Data | None = None) -> nn.Module:
+        """The QCFS ANN of ``cfg.model`` (each QCFS lambda set to ``init_threshold``)."""
+        model = create_model(cfg.model.name, **cfg.model.kwargs)
+        for q in model.modules():
+            if isinstance(q, QCFS):
+                q.threshold.data.fill_(cfg.model.init_threshold)
+        return model
 
 
-def load_ann(cfg: dict, checkpoint: str | Path) -> nn.Module:
-    """Build the config's ANN and load an engine checkpoint (``best.pt``) or a raw state dict into it."""
-    from sj_common.engine import load_checkpoint
-
-    model = build_ann(cfg)
-    load_checkpoint(checkpoint, model)
-    return model.eval()
-
-
-def train_ann(
-    cfg: dict, train_config, data_root=None, extra_results: dict | None = None
-) -> tuple[nn.Module, dict]:
-    """Train the QCFS ANN through ``sj_common.engine.fit`` (DDP under torchrun, model selection on the
-    validation split). Returns ``(model with the best weights, fit results)``."""
-    from sj_common.engine import fit, load_checkpoint
-
-    torch.manual_seed(train_config.seed)
-    model = build_ann(cfg)
-    train, val, test = build_datasets(cfg, data_root, seed=train_config.seed)
-    res = fit(model, train, val, test, config=train_config, extra_results=extra_results)
-    best = Path(train_config.out) / "best.pt"
-    if best.is_file():
-        load_checkpoint(best, model)
-    return model.eval(), res
+RECIPE = CalibRecipe()

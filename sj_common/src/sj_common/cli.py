@@ -1,191 +1,456 @@
-"""Helpers the plugin command lines share: YAML configs, argparse flags for TrainConfig, a text table.
+"""The one command line of every plugin: ``main(recipe)`` (``sj-calib``, ``sj-transfer``, ``sj-bkd``).
 
-A plugin CLI reads like::
+Sub-commands (a plugin adds its own stages, e.g. calib's ``convert`` / ``calibrate`` / ``sweep``)::
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config", default="mnist5k")
-    add_train_args(parser)                                   # --epochs, --lr, --out, --amp/--no-amp, ...
-    args = parser.parse_args()
-    cfg = load_config(args.config, package="sj_calib")       # path or packaged name
-    train = train_config_from(cfg.get("train", {}), args)    # YAML, then only the flags given
+    <prog> train   [--config NAME|FILE] [--set KEY=VALUE ...] [--out DIR] [--data-root DIR] [--resume]
+                   [--epochs N --lr X ... every TrainConfig field] [--from-reference PATH] [--threads N]
+    <prog> eval    [--config ...] [--checkpoint best.pt | --from-reference PATH] [--device DEV]
+    <prog> configs                                  # the packaged configs, one line each
+
+``--help`` after a sub-command shows the values the chosen config will use
+(``sj-calib train --config mnist5k --help``). Exit status: 0 on success; 2 on a usage or config error
+(one line on stderr; ``--debug`` shows the traceback); 1 when the run itself fails. Nothing heavy is
+imported before a command runs (``--help`` prints in about a second).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+import types
 import typing
-from collections.abc import Iterable, Mapping
-from importlib import resources
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .config import (
+    Assignment,
+    ConfigError,
+    UsageError,
+    apply_assignments,
+    available_configs,
+    describe_type,
+    parse,
+    parse_assignment,
+)
 
-from .engine.config import TrainConfig
-from .engine.report import format_table, print_table
+__all__ = ["main", "train_flag_help"]
 
-__all__ = [
-    "load_config",
-    "available_configs",
-    "add_train_args",
-    "train_config_from",
-    "apply_overrides",
-    "print_table",
-    "format_table",
-]
-
-
-def available_configs(package: str) -> list[str]:
-    """Names of the YAML files shipped in ``<package>/configs/`` (without ``.yaml``)."""
-    try:
-        folder = resources.files(package) / "configs"
-    except ModuleNotFoundError as e:
-        raise ValueError(f"package: expected an importable package name, got {package!r}") from e
-    if not folder.is_dir():
-        return []
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+_COMMON = ("train", "eval")
 
 
-def load_config(path_or_name: str | Path, package: str | None = None) -> dict[str, Any]:
-    """Read a YAML config: a file path, or a bare name resolved to ``<package>/configs/<name>.yaml``.
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump), exit status 2."""
 
-    Raises ``FileNotFoundError`` naming the path tried (and, for a packaged name, the available
-    configs) and ``ValueError`` when the file is not a YAML mapping.
-    """
-    path = Path(path_or_name)
-    text: str | None = None
-    if path.is_file():
-        text = path.read_text()
-        where = str(path)
-    elif package is not None and path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
-        res = resources.files(package) / "configs" / f"{path_or_name}.yaml"
-        where = f"{package}/configs/{path_or_name}.yaml"
-        if not res.is_file():
-            raise FileNotFoundError(
-                f"path_or_name: no config {str(path_or_name)!r} in {package}/configs/; "
-                f"available: {', '.join(available_configs(package)) or '(none)'}"
-            )
-        text = res.read_text()
-    else:
-        hint = f" (and it is not a config name of {package})" if package else ""
-        raise FileNotFoundError(
-            f"path_or_name: expected a YAML config file, got {str(path)!r}, which does not exist{hint}"
-        )
-    data = yaml.safe_load(text)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a YAML mapping at the top level, got {type(data).__name__}")
-    return data
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _field_types() -> dict[str, Any]:
-    hints = typing.get_type_hints(TrainConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34, width=110)
 
 
-def _base_type(tp: Any) -> type:
-    """``int | None`` -> ``int``."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return args[0] if args else tp
+# ----------------------------------------------------------------------------------------------------------
+# Config values for help texts
+# ----------------------------------------------------------------------------------------------------------
 
 
-def add_train_args(
-    parser: argparse.ArgumentParser, *, group_title: str = "training"
-) -> argparse.ArgumentParser:
-    """Add one ``--flag`` per :class:`TrainConfig` field (``--batch-size`` and ``--batch_size`` both work).
-
-    Defaults are ``None`` so that only the flags given on the command line override the YAML; booleans
-    get ``--amp`` / ``--no-amp`` pairs. Returns ``parser``.
-    """
-    group = parser.add_argument_group(group_title)
-    for name, tp in _field_types().items():
-        base = _base_type(tp)
-        flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
-        default = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
-        shown = "required" if default is dataclasses.MISSING else f"config default {default!r}"
-        if base is bool:
-            group.add_argument(
-                *flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=shown
-            )
-        else:
-            group.add_argument(
-                *flags, dest=name, type=base, default=None, metavar=base.__name__.upper(), help=shown
-            )
-    return parser
-
-
-def _coerce(name: str, value: Any, tp: Any) -> Any:
-    base = _base_type(tp)
-    if value is None:
-        if type(None) in typing.get_args(tp):
+def _get(cfg: Any, key: str) -> Any:
+    node = cfg
+    for p in key.split("."):
+        if node is None:
             return None
-        raise ValueError(f"{name}: expected {base.__name__}, got None")
-    if base is float and isinstance(value, (int, str)) and not isinstance(value, bool):
-        try:
-            return float(value)  # YAML reads 1e-3 (no dot) as a string
-        except ValueError:
-            pass
-    if base is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if not isinstance(value, base) or (base is not bool and isinstance(value, bool)):
-        raise ValueError(f"{name}: expected {base.__name__}, got {value!r} ({type(value).__name__})")
-    return value
+        node = node.get(p) if isinstance(node, Mapping) else getattr(node, p, None)
+    return node
 
 
-def train_config_from(
-    config: Mapping[str, Any] | argparse.Namespace,
-    *overrides: Mapping[str, Any] | argparse.Namespace,
-    ignore: Iterable[str] = (),
-) -> TrainConfig:
-    """Build a :class:`TrainConfig` from a mapping (e.g. a YAML section) and optional overrides.
-
-    A mapping must hold only TrainConfig fields (plus the names in ``ignore``): unknown keys raise a
-    ``ValueError`` naming them. An ``argparse.Namespace`` (from :func:`add_train_args`) contributes only
-    its TrainConfig fields that are not ``None``, so other CLI options and flags left out do not
-    override. Later arguments win. Values are checked against the field types (``1e-3`` strings
-    become floats).
-    """
-    types = _field_types()
-    ignore = set(ignore)
-    merged: dict[str, Any] = {}
-    for i, src in enumerate((config, *overrides)):
-        label = "config" if i == 0 else f"overrides[{i - 1}]"
-        if isinstance(src, argparse.Namespace):
-            merged.update({k: v for k, v in vars(src).items() if k in types and v is not None})
-            continue
-        if not isinstance(src, Mapping):
-            raise TypeError(f"{label}: expected a mapping or argparse.Namespace, got {type(src).__name__}")
-        unknown = sorted(set(src) - set(types) - ignore)
-        if unknown:
-            raise ValueError(f"{label}: unknown TrainConfig keys {unknown}; valid keys: {sorted(types)}")
-        merged.update({k: v for k, v in src.items() if k in types})
-    if "out" not in merged:
-        raise ValueError("out: expected a run folder (YAML key 'out' or --out), got none")
-    return TrainConfig(**{k: _coerce(k, v, types[k]) for k, v in merged.items()})
+def _field_type(cls: type, key: str) -> Any:
+    tp: Any = cls
+    for p in key.split("."):
+        sub = _section(tp)
+        if sub is None:
+            return Any
+        tp = typing.get_type_hints(sub).get(p, Any)
+    return tp
 
 
-def apply_overrides(config: Mapping[str, Any], assignments: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of ``config`` with ``key.sub=value`` assignments applied (values parsed as YAML).
+def _section(tp: Any) -> type | None:
+    if dataclasses.is_dataclass(tp):
+        return tp
+    for a in typing.get_args(tp):
+        if dataclasses.is_dataclass(a):
+            return a
+    return None
 
-    For method hyperparameters that have no dedicated flag: ``--set method.alpha=0.5``. A missing
-    intermediate key is an error naming it (typos must not pass silently).
-    """
-    out = yaml.safe_load(yaml.safe_dump(dict(config)))  # deep copy of plain data
-    for a in assignments:
-        key, sep, raw = a.partition("=")
-        if not sep or not key:
-            raise ValueError(f"assignments: expected 'key.sub=value', got {a!r}")
-        *parents, leaf = key.split(".")
-        node = out
-        for j, p in enumerate(parents):
-            if not isinstance(node.get(p), dict):
-                raise KeyError(
-                    f"assignments: {'.'.join(parents[: j + 1])!r} is not a section of the config ({a!r})"
-                )
-            node = node[p]
-        if leaf not in node:
-            raise KeyError(f"assignments: unknown key {key!r}; keys here: {sorted(node)}")
-        node[leaf] = yaml.safe_load(raw)
+
+def _base(tp: Any) -> Any:
+    """``int | None`` -> ``int``; ``list[int]`` -> ``int`` (with nargs); Literal -> its values' type."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return type(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return _base(args[0]) if len(args) == 1 else str
+    if origin in (list, tuple, Sequence):
+        return _base(args[0]) if args else str
+    return tp if tp in (int, float, str, bool) else str
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return " ".join(map(str, v))
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def train_flag_help() -> dict[str, str]:
+    """TrainConfig field -> its description (the comment after the field in ``sj_common/engine/config.py``)."""
+    import inspect
+
+    from .engine import TrainConfig
+
+    out: dict[str, str] = {}
+    try:
+        src = inspect.getsource(TrainConfig)
+    except (OSError, TypeError):
+        return out
+    names = set(TrainConfig.field_names())
+    for line in src.splitlines():
+        s = line.strip()
+        name = s.split(":", 1)[0].strip()
+        if name in names and "#" in s:
+            out[name] = s.split("#", 1)[1].strip()
     return out
+
+
+_TRAIN_HELP = {  # flag texts where the field's comment is not one
+    "epochs": "training epochs of this stage",
+    "batch_size": "batch size per process",
+    "lr": "peak learning rate",
+    "momentum": "SGD momentum",
+    "weight_decay": "weight decay",
+    "warmup_epochs": "epochs of linear learning-rate warm-up (one longer than the run is shortened)",
+    "seed": "seed of the initialisation, data order and augmentation",
+    "workers": "DataLoader worker processes",
+    "grad_clip": "clip the gradient norm to this value (none: no clipping)",
+    "label_smoothing": "cross-entropy label smoothing",
+    "checkpoint_every_steps": "also save checkpoint.pt every N steps (0: at each epoch end only)",
+    "max_steps_per_epoch": "cut every epoch to N steps (smoke runs)",
+    "eval_batch_size": "evaluation batch size (none: --batch-size)",
+}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Parser
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _pre_parse(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config", default=None)
+    p.add_argument("--set", dest="assignments", action="append", default=[])
+    p.add_argument("--out", default=None)
+    args, _ = p.parse_known_args(argv)
+    return args
+
+
+def _load(recipe, config: str | None, out: str | None, assignments: Sequence[Assignment]):
+    """(parsed config, raw mapping after flags, where) for ``config`` with ``assignments`` applied."""
+    name = config or recipe.default_config
+    raw, where = recipe.load_raw(name)
+    recipe.prepare_raw(raw, recipe.resolve_out(name, raw, out))
+    raw, sources = apply_assignments(recipe.config_type, raw, assignments)
+    return parse(recipe.config_type, raw, where=where, sources=sources), where
+
+
+def _add_common(s: argparse.ArgumentParser, recipe, cfg: Any, where: str) -> None:
+    s.add_argument(
+        "--config",
+        default=recipe.default_config,
+        metavar="NAME|FILE",
+        help=f"packaged config name (see `{recipe.prog} configs`) or a YAML file (now: {where})",
+    )
+    s.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any config key, checked and typed, e.g. --set train.lr=1e-4 (repeatable)",
+    )
+    s.add_argument(
+        "--data-root",
+        "--data_root",
+        dest="data_root",
+        default=None,
+        metavar="DIR",
+        help="local folder of the real data sets (nothing is downloaded; the embedded mnist5k needs none)",
+    )
+    s.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads (default: OMP_NUM_THREADS or 1; 0 = every CPU)",
+    )
+    s.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+
+def _add_reference(s: argparse.ArgumentParser, checkpoint_help: str | None) -> None:
+    if checkpoint_help:
+        s.add_argument("--checkpoint", default=None, metavar="FILE", help=checkpoint_help)
+    s.add_argument(
+        "--from-reference",
+        dest="reference",
+        default=None,
+        metavar="PATH",
+        help="a checkpoint published by the method's authors"
+        + (" (instead of --checkpoint)" if checkpoint_help else " to fine-tune from"),
+    )
+    s.add_argument(
+        "--reference-source",
+        default=None,
+        metavar="NAME",
+        help="the format of --from-reference when the method has several",
+    )
+
+
+def _add_recipe_flags(s: argparse.ArgumentParser, recipe, command: str, cfg: Any) -> None:
+    group = None
+    for f in recipe.flags:
+        if command not in f.commands:
+            continue
+        group = group or s.add_argument_group(f"{recipe.prog} options")
+        now = _get(cfg, f.key)
+        text = f"{f.help} ({f.key}; config: {_show(now)})"
+        kw: dict[str, Any] = dict(dest=f"cfg:{f.key}", default=argparse.SUPPRESS, help=text)
+        if f.const is not None:
+            group.add_argument(*f.names, action="store_const", const=f.const, **kw)
+            continue
+        tp = _field_type(recipe.config_type, f.key)
+        if _base(tp) is bool:
+            group.add_argument(*f.names, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        kw["type"] = _base(tp)
+        if f.choices:
+            kw["choices"] = f.choices
+        else:
+            kw["metavar"] = describe_type(_base(tp)).upper()
+        if f.nargs:
+            kw["nargs"] = f.nargs
+        group.add_argument(*f.names, **kw)
+
+
+def _add_train_flags(s: argparse.ArgumentParser, train: Any, out: str) -> None:
+    from .engine import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    described = {**train_flag_help(), **_TRAIN_HELP}
+    g = s.add_argument_group("training (sj_common.engine.TrainConfig; the value shown is the config's)")
+    g.add_argument("--out", default=None, metavar="DIR", help=f"run folder (config: {out})")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "out":
+            continue
+        tp = hints[f.name]
+        base = _base(tp)
+        flags = [f"--{f.name.replace('_', '-')}"] + ([f"--{f.name}"] if "_" in f.name else [])
+        text = f"{described.get(f.name, f.name.replace('_', ' '))} (config: {_show(getattr(train, f.name))})"
+        kw: dict[str, Any] = dict(dest=f"cfg:train.{f.name}", default=argparse.SUPPRESS, help=text)
+        if base is bool:
+            g.add_argument(flags[0], action=argparse.BooleanOptionalAction, **kw)
+        else:
+            none = " (or none)" if type(None) in typing.get_args(tp) else ""
+            g.add_argument(*flags, type=_none_or(base) if none else base, metavar=base.__name__.upper(), **kw)
+
+
+def _none_or(base: type):
+    def conv(text: str):
+        return None if text.lower() in ("none", "null") else base(text)
+
+    conv.__name__ = base.__name__
+    return conv
+
+
+def _build_parser(recipe, command: str | None, cfg: Any, where: str) -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=recipe.prog,
+        description=recipe.description,
+        formatter_class=_Formatter,
+        epilog=f"`{recipe.prog} COMMAND --help` shows a command's flags with the values its --config uses.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    helps = {
+        "train": "train the method from a config (results.json and best.pt in --out)",
+        "eval": "evaluate a trained checkpoint (or an authors' checkpoint) on the test split",
+        **{s.name: s.help for s in recipe.stages},
+        "configs": "list the packaged configs",
+    }
+    for name, text in helps.items():
+        s = sub.add_parser(name, help=text, description=text, formatter_class=_Formatter)
+        if name != command or name == "configs":
+            continue
+        _add_common(s, recipe, cfg, where)
+        out = cfg.train.out
+        if name == "train":
+            _add_train_flags(s, cfg.train, out)
+            _add_reference(s, None)
+        else:
+            s.add_argument(
+                "--out",
+                default=None,
+                metavar="DIR",
+                help=f"folder for results.json (default: beside the checkpoint, in {name}/)",
+            )
+            _add_reference(
+                s, f"a best.pt written by `{recipe.prog} train` (default: {Path(out) / 'best.pt'})"
+            )
+            s.add_argument(
+                "--device",
+                dest="cfg:train.device",
+                default=argparse.SUPPRESS,
+                help=f"'cpu', 'cuda', 'cuda:1' or 'auto' (config: {_show(cfg.train.device)})",
+            )
+            s.add_argument(
+                "--progress",
+                "--no-progress",
+                dest="cfg:train.progress",
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=f"progress bar (config: {cfg.train.progress})",
+            )
+        _add_recipe_flags(s, recipe, name, cfg)
+    return p
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Commands
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _assignments(args: argparse.Namespace, flag_names: Mapping[str, str]) -> list[Assignment]:
+    out = []
+    for text in args.assignments:
+        key, value = parse_assignment(text)
+        out.append(Assignment(key, value, f"--set {text}"))
+    for dest, value in vars(args).items():
+        if dest.startswith("cfg:"):
+            key = dest[4:]
+            out.append(Assignment(key, value, flag_names.get(key, f"--{key}")))
+    return out
+
+
+def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps no public list
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for sp in action.choices.values():
+                names.update(_flag_names(sp))
+        elif action.dest.startswith("cfg:") and action.option_strings:
+            names[action.dest[4:]] = action.option_strings[0]
+    return names
+
+
+def _list_configs(recipe) -> None:
+    from importlib import resources
+
+    names = available_configs(recipe.package)
+    width = max((len(n) for n in names), default=0)
+    for n in names:
+        text = (resources.files(recipe.package) / "configs" / f"{n}.yaml").read_text()
+        first = next((ln[1:].strip() for ln in text.splitlines() if ln.startswith("#")), "")
+        print(f"{n.ljust(width)}  {first}".rstrip())
+
+
+def _run(recipe, argv: list[str]) -> int:
+    commands = {"train", "eval", "configs", *(s.name for s in recipe.stages)}
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in commands:
+        _build_parser(recipe, None, None, "").parse_args(argv)  # prints help or the one-line error
+        return 2
+    if command == "configs":
+        _build_parser(recipe, "configs", None, "").parse_args(argv)
+        _list_configs(recipe)
+        return 0
+    pre = _pre_parse(argv)
+    pre_assign = [Assignment(*parse_assignment(t), f"--set {t}") for t in pre.assignments]
+    cfg, where = _load(recipe, pre.config, pre.out if command == "train" else None, pre_assign)
+    parser = _build_parser(recipe, command, cfg, where)
+    args = parser.parse_args(argv)
+    out = args.out if command == "train" else None
+    cfg, where = _load(recipe, args.config, out, _assignments(args, _flag_names(parser)))
+
+    from .threads import apply_thread_policy
+
+    apply_thread_policy(args.threads)  # before any torch work (imports torch)
+    from .engine import is_main_process, print_table
+
+    if command == "train":
+        res = recipe.train(
+            cfg, data_root=args.data_root, reference=args.reference, reference_source=args.reference_source
+        )
+        rows = recipe.summary(cfg, res)
+        if rows and is_main_process():
+            print_table(rows)
+        return 0
+
+    if not is_main_process():  # under torchrun, evaluation stages run on rank 0 only
+        return 0
+    checkpoint = args.checkpoint
+    if checkpoint is None and args.reference is None:
+        checkpoint = str(Path(cfg.train.out) / "best.pt")
+    data = recipe.build_data(cfg, data_root=args.data_root)
+    model = recipe.load_trained(
+        cfg, data, checkpoint=checkpoint, reference=args.reference, reference_source=args.reference_source
+    )
+    source = Path(checkpoint) if checkpoint else Path(args.reference)
+    out = Path(args.out) if args.out else source.resolve().parent / command
+    if command == "eval":
+        import time
+
+        from .config import to_dict
+        from .engine import package_versions
+        from .engine.checkpoint import atomic_write_json
+
+        t0 = time.time()
+        res = recipe.evaluate(cfg, model, data)
+        payload = {
+            "command": "eval",
+            "checkpoint": str(source),
+            "test": res,
+            "config": to_dict(cfg),
+            "wall_time_s": time.time() - t0,
+            "versions": package_versions(),
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(payload, out / "results.json")
+        print_table([{"checkpoint": str(source), "test_acc1": res.get("acc1"), "n": res.get("n")}])
+        print(f"results: {out / 'results.json'}")
+        return 0
+    stage = next(s for s in recipe.stages if s.name == command)
+    stage.run(recipe, cfg, model, data, out=out, source=str(source))
+    return 0
+
+
+def main(recipe, argv: Sequence[str] | None = None) -> int:
+    """Run ``recipe``'s command line; returns the exit status (0 ok, 2 usage/config error, 1 failed run)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        return _run(recipe, argv)
+    except (ConfigError, UsageError) as e:
+        if debug:
+            raise
+        print(f"{recipe.prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{recipe.prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the exit status tells a failed run; --debug shows it all
+        if debug:
+            raise
+        msg = str(e).splitlines()[0] if str(e) else ""
+        print(
+            f"{recipe.prog}: error: {type(e).__name__}: {msg} (--debug shows the traceback)", file=sys.stderr
+        )
+        return 1
