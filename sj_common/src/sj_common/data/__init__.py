@@ -5,10 +5,11 @@ samples) and ``.classes`` (list of str). Names are imported on first use (module
 ``import sj_common.data`` is cheap and never imports tonic (GPL-3.0, the optional ``[events]`` extra):
 
 * embedded (no root, no download): :class:`MNIST5k`, :class:`Digits8x8`, :class:`MNIST5kEvents`
-* emulator: :class:`SaccadeEmulator`, :func:`emulate_saccades`, :data:`EVENT_DTYPE`
+* event arrays: :data:`EVENT_DTYPE`, :func:`check_events` (what every reader checks)
+* emulator: :class:`SaccadeEmulator`, :func:`emulate_saccades`
 * frames: :func:`events_to_frames`, :class:`ToFrames`, :class:`FrameCache`, :class:`CachedFrames`
 * pairing: :class:`PairedStaticEvent`, :func:`encode_static`
-* splits: :func:`stratified_split`, :func:`stratified_subset`
+* splits: :func:`stratified_split`, :func:`stratified_subset`, :func:`train_test_split`, :class:`Subset` (keeps ``.targets``)
 * local roots: :func:`event_dataset`, :data:`EVENT_DATASETS` (``sj_common.data.events``, needs tonic),
   :func:`static_dataset`, :data:`STATIC_DATASETS` (``sj_common.data.static``)
 """
@@ -26,7 +27,8 @@ _LAZY = {
     "SaccadeEmulator": "emulator",
     "emulate_saccades": "emulator",
     "saccade_path": "emulator",
-    "EVENT_DTYPE": "emulator",
+    "EVENT_DTYPE": "eventarray",
+    "check_events": "eventarray",
     "events_to_frames": "frames",
     "ToFrames": "frames",
     "FrameCache": "frames",
@@ -35,6 +37,8 @@ _LAZY = {
     "encode_static": "paired",
     "stratified_split": "splits",
     "stratified_subset": "splits",
+    "train_test_split": "splits",
+    "Subset": "subset",
     "event_dataset": "events",
     "EVENT_DATASETS": "events",
     "static_dataset": "static",
