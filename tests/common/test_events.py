@@ -16,12 +16,12 @@ from sj_common.data.events import (  # noqa: E402
     EVENT_DATASETS,
     EVENT_DTYPE,
     NMNIST,
-    EventFrames,
     NCaltech101,
-    _stratified_split,
     event_dataset,
     read_cifar10dvs_aedat,
 )
+from sj_common.data.frames import ToFrames  # noqa: E402
+from sj_common.data.splits import train_test_split  # noqa: E402
 
 FIXTURE = Path(__file__).parents[2].parent / "shared" / "fixtures" / "events" / "sample_nmnist.bin"
 
@@ -173,16 +173,16 @@ def test_ncaltech101_split_counts_determinism_and_shift(tmp_path):
 
 def test_stratified_split_is_9_to_1_per_class_and_seeded():
     targets = np.repeat(np.arange(10), 1000)
-    tr, te = _stratified_split(targets, 0.9, seed=3)
+    tr, te = train_test_split(targets, 0.9, seed=3)
     assert np.bincount(targets[tr]).tolist() == [900] * 10
     assert np.bincount(targets[te]).tolist() == [100] * 10
     assert len(np.intersect1d(tr, te)) == 0 and len(tr) + len(te) == 10_000
-    tr2, _ = _stratified_split(targets, 0.9, seed=3)
-    tr3, _ = _stratified_split(targets, 0.9, seed=4)
+    tr2, _ = train_test_split(targets, 0.9, seed=3)
+    tr3, _ = train_test_split(targets, 0.9, seed=4)
     np.testing.assert_array_equal(tr, tr2)
     assert not np.array_equal(tr, tr3)
     with pytest.raises(ValueError, match="train_fraction"):
-        _stratified_split(targets, 1.0, seed=0)
+        train_test_split(targets, 1.0, seed=0)
 
 
 # ---------------------------------------------------------------- CIFAR10-DVS
@@ -384,9 +384,9 @@ def test_bad_arguments(tmp_path):
     x, _ = event_dataset("nmnist", tmp_path, "train", T=np.int64(2))[0]
     assert x.shape == (2, 2, 34, 34)
     with pytest.raises(ValueError, match="bins must be"):
-        EventFrames(4, (34, 34, 2), bins="even")
+        ToFrames((34, 34, 2), 4, bins="even")
     with pytest.raises(ValueError, match="size must be"):
-        EventFrames(4, (34, 34, 2), size=(0, 4))
+        ToFrames((34, 34, 2), 4, size=(0, 4))
     with pytest.raises(NotImplementedError, match="tonic 1.7 has no reader"):
         event_dataset("N-Omniglot", tmp_path, "train", T=12)
     assert set(EVENT_DATASETS) == {"nmnist", "ncaltech101", "cifar10dvs", "dvsgesture", "nomniglot"}

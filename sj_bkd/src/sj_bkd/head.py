@@ -139,12 +139,24 @@ class BlurredDistillationHead(nn.Module):
         """Student feature -> time-averaged map ``[B, C_s, H, W]`` (see the class docstring for inputs)."""
         if not torch.is_floating_point(student):
             raise TypeError(f"student: expected a floating-point tensor, got dtype {student.dtype}")
+        shape = tuple(student.shape)
         if multistep:
             if student.dim() not in (4, 5):
                 raise ValueError(
                     "student: expected a multi-step feature [T, B, C, H, W] (maps) or [T, B, N, D] (tokens), "
-                    f"got shape {tuple(student.shape)}; pass multistep=False for a time-averaged one"
+                    f"got shape {shape}; pass multistep=False for a time-averaged one"
                 )
+            if student.dim() == 4 and shape[-1] != self.student_channels:
+                # [T, B, N, D] tokens must end in D = student_channels; this is most likely a map
+                raise ValueError(
+                    f"student: with multistep=True a 4-D feature is read as tokens [T, B, N, D] with "
+                    f"D = student_channels = {self.student_channels}, got shape {shape} (last dim {shape[-1]}). "
+                    "Expected a multi-step map [T, B, C, H, W] (5-D; a map flattened over time as "
+                    "[T*B, C, H, W] must be reshaped to [T, B, C, H, W] first), multi-step tokens [T, B, N, D], "
+                    "or, with multistep=False, a time-averaged map [B, C, H, W]"
+                )
+            if shape[0] == 0:
+                raise ValueError(f"student: expected at least one time step (T >= 1), got shape {shape}")
             student = student.mean(0)  # F_s = mean over t of U_t (real-valued, after the residual add)
         if student.dim() == 3:
             student = tokens_to_map(student, self.token_grid, name="student")
@@ -157,6 +169,11 @@ class BlurredDistillationHead(nn.Module):
             raise ValueError(
                 f"student: expected {self.student_channels} channels (student_channels), got {student.shape[1]} "
                 f"in shape {tuple(student.shape)}"
+            )
+        if student.shape[0] == 0:
+            raise ValueError(
+                f"student: expected at least one sample (B >= 1), got an empty batch (shape {shape}); "
+                "the loss of no sample is undefined (it would be NaN)"
             )
         return student
 

@@ -7,7 +7,12 @@ Written here because neither SpikingJelly nor torch ships a differentiable CKA. 
 * the centred Gram matrices are not checked for symmetry (that check raised under TF32 and synced the GPU);
 * a batch of one sample or constant features give CKA = 0 (no alignment) instead of NaN, with a zero
   (not NaN) gradient;
-* the computation always runs in float32 (float64 if given), also inside ``torch.autocast``.
+* the computation always runs in float32 (float64 if given), also inside ``torch.autocast``;
+* any scale works: each side is first multiplied by a power of two ``2**-e`` (``e`` from ``frexp`` of its
+  largest magnitude), which is exact in floating point, and ``eps`` by ``2**-(2 e_x + 2 e_y)``, so the result
+  is bit for bit the unscaled formula's wherever that one did not overflow, and right where it did
+  (features of magnitude 1e8 gave 0.0 in float32 and 1e30 NaN before). ``eps`` thus keeps its meaning at the
+  inputs' own scale, as in the reference.
 """
 
 from __future__ import annotations
@@ -37,20 +42,34 @@ def centered_gram(x: torch.Tensor) -> torch.Tensor:
     return _gram_pair(x)[0]
 
 
+def _unit_scale(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x * 2**-e, e)`` with ``e`` [...] the binary exponent of ``max |x|`` over the last two dims, so that
+    the largest magnitude lies in [0.5, 1). Multiplying by a power of two is exact (no rounding)."""
+    with torch.no_grad():
+        amax = x.abs().amax(dim=(-2, -1), keepdim=True)
+        e = torch.frexp(torch.where(torch.isfinite(amax), amax, torch.ones_like(amax))).exponent
+    return torch.ldexp(x, -e), e.squeeze(-1).squeeze(-1)
+
+
 def _cka(x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
     """CKA over the last two dims of ``x [..., B, p]`` and ``y [..., B, q]`` -> ``[...]``."""
     dtype = torch.promote_types(torch.promote_types(x.dtype, y.dtype), torch.float32)
     with torch.autocast(device_type=x.device.type, enabled=False):
-        kc, k = _gram_pair(x.to(dtype))
-        lc, l = _gram_pair(y.to(dtype))
+        xs, ex = _unit_scale(x.to(dtype))
+        ys, ey = _unit_scale(y.to(dtype))
+        # Gram matrices scale by 2**-2e, their squared norms by 2**-4e: eps and _TINY follow exactly.
+        kc, k = _gram_pair(xs)
+        lc, l = _gram_pair(ys)
         hsic = (kc * lc).sum(dim=(-2, -1))
         # clamp keeps sqrt differentiable at 0; where the norm really is 0 the numerator is 0 as well.
-        norm_k = (kc * kc).sum(dim=(-2, -1)).clamp_min(_TINY).sqrt()
-        norm_l = (lc * lc).sum(dim=(-2, -1)).clamp_min(_TINY).sqrt()
+        tiny_k = torch.ldexp(torch.full_like(hsic, _TINY), -4 * ex)
+        tiny_l = torch.ldexp(torch.full_like(hsic, _TINY), -4 * ey)
+        norm_k = torch.maximum((kc * kc).sum(dim=(-2, -1)), tiny_k).sqrt()
+        norm_l = torch.maximum((lc * lc).sum(dim=(-2, -1)), tiny_l).sqrt()
         rel = _REL_ZERO[dtype]
         with torch.no_grad():
             degenerate = (norm_k <= rel * k.norm(dim=(-2, -1))) | (norm_l <= rel * l.norm(dim=(-2, -1)))
-        cka = hsic / (norm_k * norm_l + eps)
+        cka = hsic / (norm_k * norm_l + torch.ldexp(torch.full_like(hsic, eps), -2 * (ex + ey)))
         return torch.where(degenerate, torch.zeros_like(cka), cka)
 
 
@@ -82,6 +101,10 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-7) -> torch.Ten
     _check(y, "y", 2, "[B, ...]")
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"y: expected the same batch size as x ({x.shape[0]}), got {y.shape[0]}")
+    if x.shape[0] == 0:
+        raise ValueError(
+            f"x: expected at least one sample (B >= 1), got an empty batch of shape {tuple(x.shape)}"
+        )
     return _cka(x.flatten(1), y.flatten(1), eps)
 
 
@@ -104,5 +127,9 @@ def linear_cka_per_step(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-7) -> 
     if x.shape[1] != y.shape[1]:
         raise ValueError(
             f"y: expected batch size {x.shape[1]} (as x), got {y.shape[1]} (shape {tuple(y.shape)})"
+        )
+    if x.shape[1] == 0 or x.shape[0] == 0:
+        raise ValueError(
+            f"x: expected at least one time step and one sample ([T, B, ...] with T, B >= 1), got shape {tuple(x.shape)}"
         )
     return _cka(x.flatten(2), y.flatten(2), eps)

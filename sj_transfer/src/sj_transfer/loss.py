@@ -69,7 +69,8 @@ class DomainTransferLoss(nn.Module):
         label_smoothing: for every cross-entropy (0.0 in the method).
 
     Shapes (``forward``): ``static_logits``/``event_logits`` ``[T, B, K]``, ``static_features``/
-    ``event_features`` ``[T, B, ...]``, ``target`` ``[B]`` int64. Returns :class:`TransferLossOutput`.
+    ``event_features`` ``[T, B, ...]``, ``target`` ``[B]`` int64, ``B >= 1`` (an empty batch is a
+    ValueError, not a NaN loss). Returns :class:`TransferLossOutput`.
     """
 
     def __init__(
@@ -140,6 +141,11 @@ class DomainTransferLoss(nn.Module):
                 f"{name}: expected T={self.T} time steps in dim 0 (features must be [T, B, ...]), "
                 f"got shape {tuple(f.shape)}"
             )
+        if f.shape[1] == 0:
+            raise ValueError(
+                f"{name}: expected at least one sample (B >= 1 in [T, B, ...]), got an empty batch of shape "
+                f"{tuple(f.shape)}; the loss of no sample is undefined (it would be NaN)"
+            )
 
     def forward(
         self,
@@ -159,6 +165,11 @@ class DomainTransferLoss(nn.Module):
                 f"event_logits: expected {static_logits.shape[2]} classes (as static_logits), got {event_logits.shape[2]}"
             )
         B = target.shape[0]
+        if B == 0:
+            raise ValueError(
+                "target: expected at least one sample (B >= 1), got an empty batch of shape "
+                f"{tuple(target.shape)}; the loss of no sample is undefined (it would be NaN)"
+            )
         for name, f in (("static_features", static_features), ("event_features", event_features)):
             self._check_features(f, name)
             if f.shape[1] != B:

@@ -41,15 +41,16 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-__all__ = ["EVENT_DTYPE", "SaccadeEmulator", "emulate_saccades", "saccade_path"]
+from .eventarray import EVENT_DTYPE
 
-#: tonic's event dtype for N-MNIST / N-Caltech101 (``tonic.datasets.NMNIST.dtype``), without importing tonic.
-EVENT_DTYPE = np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
+__all__ = ["EVENT_DTYPE", "SaccadeEmulator", "emulate_saccades", "saccade_path"]
 
 
 def _as_image(image, name: str = "image") -> np.ndarray:
@@ -119,21 +120,37 @@ class SaccadeEmulator:
     dt_us: int = 1000
     noise_rate_hz: float = 0.0
 
+    #: Limits checked before anything is allocated (ValueError naming the parameter otherwise): the
+    #: simulation's work buffers and padded images, and the expected number of events of one image.
+    max_bytes: ClassVar[int] = 2**32
+    max_events: ClassVar[int] = 2**26
+
     def __post_init__(self):
+        # (rule, expected): every parameter a finite real number (not a bool), integers where stated
         checks = {
-            "threshold": self.threshold > 0,
-            "threshold_sigma": self.threshold_sigma >= 0,
-            "refractory_us": self.refractory_us >= 0,
-            "saccade_us": self.saccade_us > 0,
-            "amplitude": self.amplitude >= 0,
-            "pad": self.pad >= 0 and int(self.pad) == self.pad,
-            "eps": self.eps > 0,
-            "dt_us": self.dt_us > 0 and int(self.dt_us) == self.dt_us,
-            "noise_rate_hz": self.noise_rate_hz >= 0,
+            "threshold": (lambda v: v > 0, "a finite number > 0"),
+            "threshold_sigma": (lambda v: v >= 0, "a finite number >= 0"),
+            "refractory_us": (lambda v: v >= 0 and v == int(v), "an integer >= 0"),
+            "saccade_us": (lambda v: v > 0 and v == int(v), "an integer > 0"),
+            "amplitude": (lambda v: v >= 0, "a finite number >= 0 (pixels)"),
+            "pad": (lambda v: v >= 0 and v == int(v), "an integer >= 0"),
+            "eps": (lambda v: v > 0, "a finite number > 0"),
+            "dt_us": (lambda v: v > 0 and v == int(v), "an integer > 0"),
+            "noise_rate_hz": (lambda v: v >= 0, "a finite number >= 0"),
         }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"SaccadeEmulator: invalid {name}={getattr(self, name)!r}")
+        for name, (ok, expected) in checks.items():
+            v = getattr(self, name)
+            good = (
+                isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and bool(ok(v))
+            )
+            if not good:
+                raise ValueError(f"SaccadeEmulator: {name} must be {expected}, got {v!r}")
+        n_steps = self.saccade_us * 3 // self.dt_us
+        if n_steps > 10**6:
+            raise ValueError(
+                f"SaccadeEmulator: saccade_us={self.saccade_us} / dt_us={self.dt_us} gives {n_steps} simulation "
+                "steps, more than 1,000,000: raise dt_us or shorten saccade_us"
+            )
         if self.saccade_us % self.dt_us:
             raise ValueError(
                 f"SaccadeEmulator: saccade_us={self.saccade_us} must be a multiple of dt_us={self.dt_us}"
@@ -197,6 +214,7 @@ class SaccadeEmulator:
         path = saccade_path(np.arange(n_steps + 1) * self.dt_us, self.saccade_us, self.amplitude)
         m = int(math.ceil(np.abs(path).max())) + 1  # extra zero margin so every shift is a slice
         Hq, Wq = Hs + 2 * m, Ws + 2 * m
+        self._check_size(B, H, W, Hq, Wq, n_steps)
         q = np.zeros((B, Hq, Wq), np.float32)
         q[:, m + p : m + p + H, m + p : m + p + W] = imgs
         oy, ox = m - path[:, 1], m - path[:, 0]  # top-left sampling position in q
@@ -250,6 +268,25 @@ class SaccadeEmulator:
                 sl = order[bounds[b - b0] : bounds[b - b0 + 1]]
                 out.append(self._events(rngs[b], k[sl], ex[e[sl]], ey[e[sl]], n[sl], Hs, Ws))
         return out
+
+    def _check_size(self, B, H, W, Hq, Wq, n_steps) -> None:
+        """Refuse, before allocating, a run whose buffers or expected event count exceed the limits."""
+        Hs, Ws = H + 2 * self.pad, W + 2 * self.pad
+        per_chunk = max(self._chunk_elems, Hs * Ws)  # pixels simulated at once (one image at least)
+        need = B * Hq * Wq * 4 + 2 * (n_steps + 1) * min(per_chunk, B * Hs * Ws) * 4 + B * Hs * Ws * 5
+        if need > self.max_bytes:
+            raise ValueError(
+                f"SaccadeEmulator: {B} image(s) of {H}x{W} with amplitude={self.amplitude} and "
+                f"{n_steps} steps need ~{need / 2**30:.3g} GiB, more than max_bytes={self.max_bytes / 2**30:.3g} "
+                "GiB: lower amplitude (pixels), use fewer or smaller images, or raise dt_us"
+            )
+        noise = self.noise_rate_hz * self.duration_us * 1e-6 * Hs * Ws
+        if noise > self.max_events:
+            raise ValueError(
+                f"SaccadeEmulator: noise_rate_hz={self.noise_rate_hz} gives ~{noise:.3g} noise events per "
+                f"{Ws}x{Hs} sensor over {self.duration_us} us, more than max_events={self.max_events}: "
+                "lower noise_rate_hz"
+            )
 
     def _levels(self, qf, elem, sizes, motion, theta, level, d) -> None:
         """Fill ``d[1:]`` with the signed event counts per step ``[n_steps, len(elem)]`` (float32, integral)
@@ -307,6 +344,12 @@ class SaccadeEmulator:
 
     def _events(self, rng, k, x, y, n, Hs, Ws) -> np.ndarray:
         """Structured events from (step, x, y, signed count) plus jitter and noise, sorted by t."""
+        total = float(np.abs(n).astype(np.float64).sum())
+        if not total <= self.max_events:  # also NaN: a threshold so small that 1 / theta overflowed
+            raise ValueError(
+                f"SaccadeEmulator: threshold={self.threshold} gives ~{total:.3g} events for one image, more "
+                f"than max_events={self.max_events}: raise threshold (or refractory_us)"
+            )
         reps = np.abs(n).astype(np.int64)
         k, x, y = np.repeat(k, reps), np.repeat(x, reps), np.repeat(y, reps)
         pol = np.repeat((n > 0).astype(np.int64), reps)

@@ -15,18 +15,27 @@ read or framed. Listing a data set (``len``, ``.targets``) needs no tonic.
 
 Every sample is a numpy structured array with fields ``x, y, t, p`` (all int64, ``t`` in microseconds,
 ``p`` in {0, 1}) -- the dtype of ``tonic.datasets.NMNIST`` -- so any tonic transform applies.
+
+Every read is checked (:func:`sj_common.data.eventarray.check_events`, vectorised): x and y inside the
+sensor, p in {0, 1}, t finite and non-decreasing (none of these formats interleaves timestamps), and for
+N-MNIST / N-Caltech101 at most 1 s after the first event (``max_duration_us``). A violation, an unreadable
+file, or a transform (framing) that fails raises :class:`ValueError` naming the file; for bad events also
+the field and the first offending index. No other exception type leaves ``dataset[i]`` for a bad file
+(a fuzz test of a few hundred corrupted files holds this), except ImportError for a missing optional package.
 """
 
 from __future__ import annotations
 
-import numbers
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
+
+from .eventarray import EVENT_DTYPE, as_events, check_event_columns, check_events
+from .frames import ToFrames
+from .splits import train_test_split as _train_test
 
 __all__ = [
     "EVENT_DTYPE",
@@ -36,13 +45,9 @@ __all__ = [
     "NCaltech101",
     "NMNIST",
     "NOmniglot",
-    "EventFrames",
     "event_dataset",
     "read_cifar10dvs_aedat",
 ]
-
-#: Common event dtype of every data set here (tonic's N-MNIST dtype: x, y, t, p as int64).
-EVENT_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
 
 _NO_DOWNLOAD = "Nothing is downloaded: fetch the data set yourself and point root at it."
 _TONIC_HINT = "tonic is needed to read event files: pip install 'sj-common[events]' (tonic is GPL-3.0)"
@@ -103,41 +108,14 @@ def _list_class_files(folder: Path, suffixes: tuple[str, ...], classes: Sequence
     return list(classes), files, np.asarray(targets, dtype=np.int64)
 
 
-def _stratified_split(
-    targets: np.ndarray, train_fraction: float, seed: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per class: ``round(train_fraction * n_c)`` (Python rounding, as the transfer reference) samples go
-    to train, the rest to test. ``seed=None`` keeps file order (first ones train, the reference's split);
-    an int shuffles each class with ``numpy.random.default_rng(seed)`` first. Indices come back sorted.
-
-    Not :func:`sj_common.data.splits.stratified_split`: that one rounds by largest remainder (a class of
-    45 gives 41 / 4, the reference 40 / 5, so N-Caltech101 would not come out 7,839 / 870) and always
-    shuffles (no positional mode)."""
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
-    rng = None if seed is None else np.random.default_rng(seed)
-    train, test = [], []
-    for c in np.unique(targets):
-        idx = np.flatnonzero(targets == c)
-        if rng is not None:
-            idx = rng.permutation(idx)
-        n_train = round(train_fraction * len(idx))
-        train.append(idx[:n_train])
-        test.append(idx[n_train:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
-
-
-def _as_events(x, y, t, p) -> np.ndarray:
-    ev = np.empty(len(t), dtype=EVENT_DTYPE)
-    ev["x"], ev["y"], ev["t"], ev["p"] = x, y, t, p
-    return ev
-
-
 class _EventFolder(Dataset):
     """Base: a sorted file list with labels; ``__getitem__`` reads one file and applies ``transform``."""
 
     name = ""
     sensor_size: tuple[int, int, int] | None = None  # (W, H, P) as tonic
+    #: Longest recording accepted, microseconds (t[i] - t[0]); None: no limit. An instance or subclass may
+    #: change it (e.g. ``ds.max_duration_us = None`` for a data set recorded differently).
+    max_duration_us: int | None = None
 
     def __init__(self, root, split: str, transform: Callable | None):
         if root is None:
@@ -156,7 +134,9 @@ class _EventFolder(Dataset):
         raise NotImplementedError
 
     def read_events(self, index: int) -> np.ndarray:
-        """The raw events of sample ``index`` (no transform)."""
+        """The raw events of sample ``index`` (no transform), checked: x / y inside the sensor, p in {0, 1},
+        t non-decreasing and within :attr:`max_duration_us` of the first event. Any problem raises
+        :class:`ValueError` naming the file (and, for bad events, the field and the first offending index)."""
         path = self.files[index]
         try:
             ev = self._read(path)
@@ -166,12 +146,16 @@ class _EventFolder(Dataset):
             raise ValueError(f"{self.name}: cannot read {path}: {e}") from e
         if len(ev) == 0:
             raise ValueError(f"{self.name}: {path} holds no events")
-        return ev
+        sensor = self.sensor_size or (None, None, 2)
+        return check_events(ev, sensor, source=f"{self.name}: {path}", max_duration_us=self.max_duration_us)
 
     def __getitem__(self, index: int):
         ev = self.read_events(index)
         if self.transform is not None:
-            ev = self.transform(ev)
+            try:
+                ev = self.transform(ev)
+            except ValueError as e:  # framing (or a user transform) refused the events: name the file
+                raise ValueError(f"{self.name}: {self.files[index]}: transform failed: {e}") from e
         return ev, int(self.targets[index])
 
     def _subset(self, keep: np.ndarray) -> None:
@@ -204,10 +188,15 @@ class NMNIST(_EventFolder):
         split: "train" or "test".
         transform: applied to the structured event array (e.g. ``tonic.transforms.ToFrame``).
     Item: (events structured array [N] with fields x, y, t, p, label int).
+
+    Events are checked on reading (:meth:`read_events`): x, y in [0, 34), t non-decreasing and at most
+    :attr:`max_duration_us` = 1 s after the first event (every recording is three 100 ms saccades,
+    ~0.3 s; the format's 23-bit timestamps reach 8.39 s, so one flipped high bit is caught).
     """
 
     name = "N-MNIST"
     sensor_size = (34, 34, 2)
+    max_duration_us = 1_000_000  # three 100 ms saccades (~0.3 s); 1 s leaves a 3x margin
     class_names = [
         f"{d} - {w}" for d, w in enumerate("zero one two three four five six seven eight nine".split())
     ]
@@ -242,6 +231,7 @@ class NCaltech101(_EventFolder):
 
     name = "N-Caltech101"
     sensor_size = None
+    max_duration_us = 1_000_000  # recorded as N-MNIST: three 100 ms saccades (~0.3 s)
 
     def __init__(
         self,
@@ -258,7 +248,7 @@ class NCaltech101(_EventFolder):
             [r / "NCALTECH101" / "Caltech101", r / "Caltech101", r], self.name, _NCALTECH_LAYOUT
         )
         self.classes, self.files, self.targets = _list_class_files(folder, (".bin",), None, _NCALTECH_LAYOUT)
-        train, test = _stratified_split(self.targets, train_fraction, seed)
+        train, test = _train_test(self.targets, train_fraction, seed)
         self._subset(train if self.split == "train" else test)
 
     def _read(self, path: Path) -> np.ndarray:
@@ -276,26 +266,46 @@ def read_cifar10dvs_aedat(path) -> np.ndarray:
     tonic 1.7 reads only the AEDAT4 re-release, so this small decoder is ours. The output orientation is
     SpikingJelly's and the transfer reference's: x <- 127 - y_raw, y <- 127 - x_raw, p <- 1 - p_raw.
     Returns a structured array with :data:`EVENT_DTYPE`.
+
+    Checks what the format allows, so that garbage after a header is refused (ValueError naming the file,
+    the field and the first offending index): address bits 16-31 must be 0 (a DVS128 address has 16 bits;
+    bit 15, jAER's external-event flag, is ignored as SpikingJelly does), and timestamps must not decrease.
+    A wrap of the 32-bit microsecond counter (a drop by more than 2**31) is unwrapped (+2**32), not refused.
     """
-    data = Path(path).read_bytes()
+    path = Path(path)
+    data = path.read_bytes()
     pos, version = 0, None
     while data[pos : pos + 1] == b"#":
         end = data.find(b"\n", pos)
         if end < 0:
-            raise ValueError("header line without end")
+            raise ValueError(f"{path}: header line without end")
         line = data[pos:end].decode("latin-1").strip()
         if line.startswith("#!AER-DAT"):
             version = line[len("#!AER-DAT") :]
         pos = end + 1
     if version is not None and not version.startswith("2"):
-        raise ValueError(f"AER-DAT version {version}; CIFAR10-DVS .aedat files are AER-DAT 2.0")
+        raise ValueError(f"{path}: AER-DAT version {version}; CIFAR10-DVS .aedat files are AER-DAT 2.0")
     body = data[pos:]
     if len(body) % 8:
-        raise ValueError(f"event data of {len(body)} B is not a whole number of 8-byte (address, t) pairs")
+        raise ValueError(
+            f"{path}: event data of {len(body)} B is not a whole number of 8-byte (address, t) pairs"
+        )
     words = np.frombuffer(body, dtype=">u4").astype(np.int64)
     addr, t = words[0::2], words[1::2]
+    high = addr >> 16
+    if high.any():
+        i = int(np.flatnonzero(high)[0])
+        raise ValueError(
+            f"{path}: invalid events: field 'address' has bits 16-31 set ({int(addr[i]):#010x}; a DVS128 "
+            f"address has 16 bits) (first at index {i}): not a CIFAR10-DVS event stream"
+        )
+    if len(t) > 1:
+        wraps = np.diff(t) < -(2**31)
+        if wraps.any():
+            t = t + np.concatenate([[0], np.cumsum(wraps)]) * 2**32
     x_raw, y_raw, p_raw = (addr >> 1) & 0x7F, (addr >> 8) & 0x7F, addr & 1
-    return _as_events(127 - y_raw, 127 - x_raw, t, 1 - p_raw)
+    ev = as_events(127 - y_raw, 127 - x_raw, t, 1 - p_raw)
+    return check_events(ev, CIFAR10DVS.sensor_size, source=str(path))
 
 
 def _read_cifar10dvs_aedat4(path: Path) -> np.ndarray:
@@ -312,7 +322,7 @@ def _read_cifar10dvs_aedat4(path: Path) -> np.ndarray:
     y = raw["y"].astype(np.int64)
     p = raw["on"].astype(np.int64) if "on" in raw.dtype.names else raw["p"].astype(np.int64)
     # same remap as the original files (transfer.md section 3 applies it to tonic's CIFAR10DVS output)
-    return _as_events(127 - y, 127 - x, raw["t"].astype(np.int64), 1 - p)
+    return as_events(127 - y, 127 - x, raw["t"].astype(np.int64), 1 - p)
 
 
 _CIFAR10DVS_CLASSES = [
@@ -366,7 +376,7 @@ class CIFAR10DVS(_EventFolder):
         self.classes, self.files, self.targets = _list_class_files(
             folder, (".aedat", ".aedat4"), _CIFAR10DVS_CLASSES, _CIFAR10DVS_LAYOUT
         )
-        train, test = _stratified_split(self.targets, train_fraction, seed)
+        train, test = _train_test(self.targets, train_fraction, seed)
         self._subset(train if self.split == "train" else test)
 
     def _read(self, path: Path) -> np.ndarray:
@@ -437,11 +447,23 @@ class DVSGesture(_EventFolder):
         self.classes = list(self.class_names)
 
     def _read(self, path: Path) -> np.ndarray:
-        arr = np.load(path)
+        arr = np.load(path, allow_pickle=False)
         if arr.ndim != 2 or arr.shape[1] != 4:
             raise ValueError(f"expected an [N, 4] array (x, y, p, t_ms), got shape {arr.shape}")
-        # as tonic: columns x, y, p, t in ms -> microseconds
-        return _as_events(arr[:, 0], arr[:, 1], (arr[:, 3] * 1000).astype(np.int64), arr[:, 2])
+        if arr.dtype.kind not in "iuf":
+            raise ValueError(f"expected a numeric [N, 4] array (x, y, p, t_ms), got dtype {arr.dtype}")
+        # as tonic: columns x, y, p, t in ms -> microseconds; checked before the cast to int64, which would
+        # turn NaN or an out-of-range value into -2**63 silently
+        check_event_columns(
+            arr[:, 0],
+            arr[:, 1],
+            arr[:, 3].astype(np.float64) * 1000,
+            arr[:, 2],
+            self.sensor_size,
+            source=f"{self.name}: {path}",
+        )
+        t_us = arr[:, 3] * 1000 if arr.dtype.kind == "f" else arr[:, 3].astype(np.int64) * 1000
+        return as_events(arr[:, 0], arr[:, 1], t_us.astype(np.int64), arr[:, 2])
 
 
 class NOmniglot(Dataset):
@@ -460,59 +482,6 @@ class NOmniglot(Dataset):
 
     def __init__(self, *args, **kwargs):
         raise NotImplementedError(self.reason)
-
-
-class EventFrames:
-    """Events -> float32 tensor [T, 2, H, W] of per-bin, per-polarity event counts over the sample's own
-    duration, optionally resized to ``size``.
-
-    ``bins="tonic"`` (default) is exactly ``tonic.transforms.ToFrame(sensor_size, n_time_bins=T)`` (the
-    transfer reference's framing; it leaves out the last event); ``bins="cover"`` counts every event. Both
-    through :func:`sj_common.data.frames.events_to_frames` (no tonic needed, bounds checked).
-    ``sensor_size=None`` (N-Caltech101) frames each sample on its own box (max x + 1, max y + 1, always 2
-    polarities, unlike tonic's inference, which drops an absent polarity) and needs ``size``. Resizing is
-    bilinear with ``align_corners=True`` as the transfer reference (transfer.md section 3).
-    A picklable class (not a lambda) so that DataLoader workers can use it.
-    """
-
-    def __init__(
-        self,
-        T: int,
-        sensor_size: tuple[int, int, int] | None,
-        size: tuple[int, int] | int | None = None,
-        bins: str = "tonic",
-    ):
-        if not isinstance(T, numbers.Integral) or isinstance(T, bool) or T < 1:
-            raise ValueError(f"T must be a positive int, got {T!r}")
-        T = int(T)
-        if size is not None:
-            size = (size, size) if isinstance(size, int) else tuple(size)
-            if len(size) != 2 or min(size) < 1:
-                raise ValueError(f"size must be (H, W) with positive ints, got {size!r}")
-        if sensor_size is None and size is None:
-            raise ValueError(
-                "this data set's recordings differ in size (sensor_size None): pass size=(H, W), "
-                "e.g. size=(48, 48) as the transfer method"
-            )
-        if bins not in ("tonic", "cover"):
-            raise ValueError(f"bins must be 'tonic' or 'cover', got {bins!r}")
-        self.T, self.sensor_size, self.size, self.bins = T, sensor_size, size, bins
-
-    def __call__(self, events: np.ndarray) -> torch.Tensor:
-        from .frames import events_to_frames
-
-        sensor = self.sensor_size
-        if sensor is None:
-            sensor = (int(events["x"].max()) + 1, int(events["y"].max()) + 1, 2)
-        x = torch.from_numpy(events_to_frames(events, sensor, self.T, bins=self.bins, dtype=np.float32))
-        if self.size is not None and tuple(x.shape[-2:]) != self.size:
-            x = torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=True)
-        return x
-
-    def __repr__(self) -> str:
-        return (
-            f"EventFrames(T={self.T}, sensor_size={self.sensor_size}, size={self.size}, bins={self.bins!r})"
-        )
 
 
 class _Compose:
@@ -554,11 +523,12 @@ def event_dataset(
         root: local folder (see each class for the layout). Nothing is downloaded.
         split: "train" or "test".
         T: None -> items are (events structured array, label). An int -> items are (frames float32
-            tensor [T, 2, H, W], label) via :class:`EventFrames`.
+            tensor [T, 2, H, W], label) via :class:`sj_common.data.frames.ToFrames`.
         transform: applied to the events first (e.g. a tonic transform such as Denoise).
         size: (H, W) to resize frames to (needed for N-Caltech101); only with T.
         frame_transform: applied to the [T, 2, H, W] tensor last (e.g. a random crop); only with T.
-        bins: "tonic" (ToFrame's time bins, default) or "cover" (every event counted); see EventFrames.
+        bins: "tonic" (ToFrame's time bins, default: the transfer reference's framing) or "cover" (every
+            event counted); see :func:`sj_common.data.frames.events_to_frames`.
         **kwargs: passed to the class (``seed``, ``train_fraction`` for N-Caltech101 / CIFAR10-DVS).
     """
     key = name.lower().replace("-", "").replace("_", "").replace(" ", "")
@@ -571,5 +541,5 @@ def event_dataset(
         if size is not None or frame_transform is not None or bins != "tonic":
             raise ValueError("size, frame_transform and bins need T (frames); got T=None")
         return cls(root, split, transform, **kwargs)
-    frames = EventFrames(T, cls.sensor_size, size, bins) if cls is not NOmniglot else None
+    frames = ToFrames(cls.sensor_size, T, bins=bins, size=size) if cls is not NOmniglot else None
     return cls(root, split, _Compose(transform, frames, frame_transform), **kwargs)

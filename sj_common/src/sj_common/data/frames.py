@@ -17,17 +17,47 @@ written atomically (temporary file + rename), so a killed run never leaves a hal
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .eventarray import check_events
+
 __all__ = ["events_to_frames", "ToFrames", "FrameCache", "CachedFrames"]
+
+
+def _check_T(T) -> int:
+    if isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
+        raise ValueError(f"T must be a positive int, got {T!r} (the number of time bins)")
+    return int(T)
+
+
+def _bin_index(t: np.ndarray, T: int, bins: str) -> tuple[np.ndarray, np.ndarray | slice]:
+    """Time bin of every event and which events are kept, in overflow-free integer arithmetic.
+
+    ``d = t - t_first`` is taken modulo 2**64 in uint64 (exact: ``0 <= d < 2**64``), and the bin edges are
+    computed with Python integers, so a recording that spans +-2**62 microseconds bins as exactly as a short
+    one (a plain ``(t - t0) * T`` overflows int64)."""
+    t0, t1 = int(t.min()), int(t.max())
+    span = t1 - t0  # Python int: no overflow
+    d = t.astype(np.uint64) - np.uint64(t0 % 2**64)  # wraps modulo 2**64: exact since 0 <= t - t0 < 2**64
+    if bins == "cover":
+        # bin = floor(d * T / (span + 1)); event in bin >= k iff d >= ceil(k (span + 1) / T)
+        s = span + 1
+        edges = np.array([-(-k * s // T) for k in range(1, T)], dtype=np.uint64)
+        return np.searchsorted(edges, d, side="right").astype(np.int64), slice(None)
+    # tonic: half-open windows of span // T microseconds from t_first; a width of 0 (span < T: one event,
+    # one shared timestamp) would make every window empty, so it is 1 us here (bin = t - t_first)
+    width = max(span // T, 1)
+    b = d // np.uint64(width)
+    keep = b < np.uint64(T)
+    return b.astype(np.int64), keep
 
 
 def events_to_frames(
@@ -42,29 +72,38 @@ def events_to_frames(
     """Bin events into ``T`` frames of per-polarity counts.
 
     Args:
-        events: structured array with fields ``x, y, t, p`` (tonic's event arrays), any order of ``t``.
+        events: structured array with fields ``x, y, t, p`` (tonic's event arrays), any order of ``t``;
+            ``x`` in ``[0, W)``, ``y`` in ``[0, H)``, ``p`` in {0, 1} (any ``p`` when ``P == 1``), ``t``
+            integral microseconds within +-2**62 (else ValueError naming the field and first index).
         sensor_size: tonic-style ``(W, H, P)``; ``P`` is 2 (polarity 0 = OFF, 1 = ON) or 1 (all events in one
             channel).
-        T: number of time bins.
+        T: number of time bins, a positive int (not a float, not a bool).
         bins: ``"cover"`` (default): ``T`` bins of ``(t_last - t_first + 1) / T`` microseconds starting at
             ``t_first``; every event counted. ``"tonic"``: exactly ``tonic.transforms.ToFrame(n_time_bins=T)``
-            (bins of ``(t_last - t_first) // T``; events past ``T`` bins are dropped, the last one always).
+            on sorted events (bins of ``(t_last - t_first) // T`` microseconds; events past ``T`` bins are
+            dropped, the last one always), except where tonic's width is 0 (see below).
         binarize: 1 where a pixel had at least one event in the bin, instead of the count.
         dtype: output dtype (counts are exact in float32 up to 2**24).
+
+    Zero duration and short recordings: one event, or events that all share one timestamp, land in bin 0
+    (both modes; never all-zero frames). With ``bins="tonic"`` and a duration shorter than ``T``
+    microseconds (tonic's width 0, where tonic returns all-zero frames) the bins are 1 us wide: event at
+    ``t`` in bin ``t - t_first``, every event counted. The bin arithmetic is exact for any span of
+    timestamps (uint64 offsets, Python-int bin edges).
 
     Returns:
         ``[T, P, H, W]`` array of counts. No events -> all zeros.
     """
-    if int(T) != T or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
-    T = int(T)
+    T = _check_T(T)
     names = getattr(getattr(events, "dtype", None), "names", None) or ()
     missing = [f for f in "xytp" if f not in names]
     if missing:
         raise ValueError(f"events must be a structured array with fields x, y, t, p; missing {missing}")
-    if len(sensor_size) != 3:
+    if sensor_size is None or len(sensor_size) != 3:
         raise ValueError(f"sensor_size must be (W, H, P), got {sensor_size!r}")
     W, H, P = (int(s) for s in sensor_size)
+    if W < 1 or H < 1:
+        raise ValueError(f"sensor_size must be (W, H, P) with W, H >= 1, got {sensor_size!r}")
     if P not in (1, 2):
         raise ValueError(f"sensor_size[2] (polarities) must be 1 or 2, got {P}")
     if bins not in ("cover", "tonic"):
@@ -72,28 +111,10 @@ def events_to_frames(
     out = np.zeros((T, P, H, W), dtype)
     if len(events) == 0:
         return out
-    x, y, t = (np.asarray(events[f], np.int64) for f in "xyt")
-    p = np.asarray(events["p"]).astype(np.int64)
-    if x.min() < 0 or x.max() >= W or y.min() < 0 or y.max() >= H:
-        raise ValueError(
-            f"events outside the sensor {W}x{H}: x in [{x.min()}, {x.max()}], y in [{y.min()}, {y.max()}]"
-        )
-    if P == 1:
-        p = np.zeros_like(p)
-    elif p.min() < 0 or p.max() > 1:
-        raise ValueError(
-            f"polarities must be 0 or 1 for a 2-polarity sensor, got range [{p.min()}, {p.max()}]"
-        )
-    if bins == "cover":
-        t0 = t.min()
-        b = (t - t0) * T // (t.max() - t0 + 1)
-        keep = slice(None)
-    else:  # tonic's SliceByTimeBins: times[0] / times[-1] of the array as given, half-open windows
-        t0 = t[0]
-        width = (t[-1] - t0) // T
-        # tonic uses searchsorted on the (assumed sorted) times: event in bin i iff start_i <= t < start_i + w
-        b = (t - t0) // width if width > 0 else np.full_like(t, T)
-        keep = (t >= t0) & (b < T)
+    check_events(events, (W, H, P), source="events_to_frames", sorted=False)
+    x, y, t = (np.asarray(events[f]).astype(np.int64) for f in "xyt")
+    p = np.zeros(len(t), np.int64) if P == 1 else np.asarray(events["p"]).astype(np.int64)
+    b, keep = _bin_index(t, T, bins)
     flat = ((b * P + p) * H + y) * W + x
     counts = np.bincount(flat[keep], minlength=T * P * H * W)
     out[...] = counts.reshape(T, P, H, W)
@@ -102,20 +123,75 @@ def events_to_frames(
     return out
 
 
-@dataclass(frozen=True)
 class ToFrames:
-    """Transform twin of :func:`events_to_frames` (tonic style): ``ToFrames((34, 34, 2), T=8)(events)``.
+    """Events -> float32 tensor ``[T, P, H, W]`` of per-bin, per-polarity counts over the sample's own
+    duration (:func:`events_to_frames`), optionally resized to ``size``: ``ToFrames((34, 34, 2), T=8)(ev)``.
 
-    Returns a float32 ``[T, P, H, W]`` numpy array; see :func:`events_to_frames` for the arguments.
+    The one frame transform of sj-plugins (:func:`sj_common.data.events.event_dataset` uses it). Args as
+    :func:`events_to_frames`, plus:
+
+    * ``size``: ``(H, W)`` or an int; frames are resized bilinearly with ``align_corners=True`` (the
+      transfer reference, transfer.md section 3). Needed when ``sensor_size`` is None.
+    * ``sensor_size=None`` (N-Caltech101, sizes vary): each sample is framed on its own box (max x + 1,
+      max y + 1, always 2 polarities, unlike tonic's inference, which drops an absent polarity).
+
+    ``bins`` defaults to ``"cover"`` as :func:`events_to_frames`; ``event_dataset`` passes its own default
+    ``"tonic"`` (the transfer reference's framing), so every existing number is unchanged. Picklable
+    (DataLoader workers). Returns a torch tensor (a tonic transform returns numpy) so that tensor
+    transforms (random crops) can follow.
     """
 
-    sensor_size: tuple[int, int, int]
-    T: int
-    bins: str = "cover"
-    binarize: bool = False
+    def __init__(
+        self,
+        sensor_size: tuple[int, int, int] | None,
+        T: int,
+        bins: str = "cover",
+        binarize: bool = False,
+        size: tuple[int, int] | int | None = None,
+    ):
+        T = _check_T(T)
+        if size is not None:
+            size = (size, size) if isinstance(size, numbers.Integral) else tuple(size)
+            if (
+                len(size) != 2
+                or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in size)
+                or min(size) < 1
+            ):
+                raise ValueError(f"size must be (H, W) with positive ints, got {size!r}")
+            size = (int(size[0]), int(size[1]))
+        if sensor_size is None and size is None:
+            raise ValueError(
+                "this data set's recordings differ in size (sensor_size None): pass size=(H, W), "
+                "e.g. size=(48, 48) as the transfer method"
+            )
+        if bins not in ("tonic", "cover"):
+            raise ValueError(f"bins must be 'cover' or 'tonic', got {bins!r}")
+        self.sensor_size = None if sensor_size is None else tuple(sensor_size)
+        self.T, self.bins, self.binarize, self.size = T, bins, bool(binarize), size
 
-    def __call__(self, events: np.ndarray) -> np.ndarray:
-        return events_to_frames(events, self.sensor_size, self.T, bins=self.bins, binarize=self.binarize)
+    def __call__(self, events: np.ndarray) -> torch.Tensor:
+        sensor = self.sensor_size
+        if sensor is None:
+            if len(events) == 0:
+                raise ValueError("no events to frame (sensor_size None: the box comes from the events)")
+            sensor = (int(events["x"].max()) + 1, int(events["y"].max()) + 1, 2)
+        fr = events_to_frames(events, sensor, self.T, bins=self.bins, binarize=self.binarize)
+        x = torch.from_numpy(fr)
+        if self.size is not None and tuple(x.shape[-2:]) != self.size:
+            x = torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=True)
+        return x
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ToFrames) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.__dict__.items()))
+
+    def __repr__(self) -> str:
+        return (
+            f"ToFrames(sensor_size={self.sensor_size}, T={self.T}, bins={self.bins!r}, "
+            f"binarize={self.binarize}, size={self.size})"
+        )
 
 
 class FrameCache:

@@ -195,9 +195,9 @@ class CIFAR100(CIFAR10):
 
 def _seeded_split(targets: np.ndarray, train_fraction: float, seed: int | None):
     # the same per-class split as the event data sets (N-Caltech101 / CIFAR10-DVS)
-    from .events import _stratified_split
+    from .splits import train_test_split
 
-    return _stratified_split(targets, train_fraction, seed)
+    return train_test_split(targets, train_fraction, seed)
 
 
 class _ImageFiles(_StaticBase):
