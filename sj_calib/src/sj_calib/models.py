@@ -12,7 +12,7 @@ from torch import nn
 
 from .qcfs import QCFS
 
-__all__ = ["build_model", "small_vgg", "vgg16", "resnet20", "resnet34", "MODELS"]
+__all__ = ["create_model", "small_vgg", "vgg16", "resnet20", "resnet34", "MODELS"]
 
 _VGG16 = [64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512, "P"]
 
@@ -130,8 +130,8 @@ def resnet34(num_classes: int = 1000, in_channels: int = 3, L: int = 8, stem: st
 MODELS = {"small_vgg": small_vgg, "vgg16": vgg16, "resnet20": resnet20, "resnet34": resnet34}
 
 
-def build_model(name: str, **kwargs) -> nn.Module:
-    """Build a named model: one of :data:`MODELS`; ``kwargs`` go to its factory."""
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a named model: one of :data:`MODELS`; ``kwargs`` go to its factory (as ``sj_bkd.create_model``)."""
     if name not in MODELS:
-        raise ValueError(f"model: expected one of {sorted(MODELS)}, got {name!r}")
+        raise ValueError(f"name: expected one of {sorted(MODELS)}, got {name!r}")
     return MODELS[name](**kwargs)
