@@ -1,0 +1,203 @@
+"""Loss landscapes of multi-step SNNs along filter-normalised random directions (Li et al., NeurIPS 2018).
+
+``L(a, b) = loss(theta + a * d1 + b * d2)`` on a fixed evaluation subset, around trained weights
+``theta``. Each direction is Gaussian and *filter-normalised*: every filter (the slice along dim 0 of a
+weight with ``dim > 1``: a conv output channel, a linear output row) is rescaled to the norm of the same
+filter of ``theta``, so that the scale invariance of ReLU/BN/spiking nets does not distort the
+comparison between networks. Parameters with ``dim <= 1`` (BatchNorm weights and biases, all biases)
+get a zero direction, as the method prescribes ("ignore biasbn"): they are kept at their trained values.
+BatchNorm running statistics are buffers, not parameters: they are untouched and, in eval mode, used
+as trained. The SNN is reset (``functional.reset_net``) before and after every batch.
+
+Why written here rather than taken from ``loss-landscapes`` (PyPI, 3.0.6): it imports and runs on
+torch 2.14, but (checked on it) its ``random_line``/``random_plane`` with ``normalization='filter'``
+raise ``ZeroDivisionError`` on any all-zero 1-D parameter (a fresh BatchNorm bias), rescale every
+element of 1-D parameters instead of zeroing them (not Li et al.'s BN rule), draw uniform [0, 1)
+directions (all components positive) instead of Gaussian ones, evaluate a grid that does not contain
+the origin exactly, and return no axis coordinates; its metric calls ``model(x)`` with no hook for the
+SNN state reset. The ~100 lines below do exactly the method.
+
+Cost (measured on the embedded default, ``sj_transfer`` mnist5k network: T=8, 17x17 frames, conv 16-P-32-P,
+one CPU thread): one evaluation of 256 samples takes about 0.25 s, so a 2-D grid of 11 x 11 points on
+256 samples costs about 30 s per model, and a 21-point 1-D slice about 5 s (see
+``examples/transfer_analysis.py``; the exact timings of a run are in its ``analysis.json``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
+
+__all__ = ["Landscape", "random_direction", "evaluate", "landscape_1d", "landscape_2d", "grid"]
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Landscape:
+    """A landscape slice. ``loss``/``acc``: ``[n]`` (1-D, along ``alphas``) or ``[n, n]`` (2-D, ``[i, j]`` at
+    ``(alphas[i], betas[j])``); ``origin_loss``: the loss at ``theta`` (the grid's centre);
+    ``seconds``: wall time; ``evaluations``: loss evaluations of the whole subset."""
+
+    alphas: np.ndarray
+    loss: np.ndarray
+    acc: np.ndarray
+    origin_loss: float
+    seconds: float
+    evaluations: int
+    betas: np.ndarray | None = None
+    seed: int = 0
+    info: dict = field(default_factory=dict)
+
+
+def grid(radius: float, points: int) -> np.ndarray:
+    """``points`` (odd) evenly spaced coordinates in ``[-radius, radius]`` whose centre is exactly 0."""
+    if not isinstance(points, int) or points < 3 or points % 2 == 0:
+        raise ValueError(
+            f"points: expected an odd int >= 3 (the centre is the trained weights), got {points!r}"
+        )
+    if not radius > 0:
+        raise ValueError(f"radius: expected a positive number, got {radius!r}")
+    half = points // 2
+    return np.arange(-half, half + 1, dtype=np.float64) * (float(radius) / half)
+
+
+def random_direction(net: nn.Module, generator: torch.Generator) -> list[torch.Tensor]:
+    """A filter-normalised Gaussian direction, one tensor per parameter of ``net`` (in ``parameters()`` order).
+
+    ``d_f <- d_f / ||d_f|| * ||theta_f||`` for every filter ``f`` of a parameter with ``dim > 1``; zero for
+    parameters with ``dim <= 1`` (BatchNorm and biases).
+    """
+    out = []
+    for p in net.parameters():
+        w = p.detach()
+        if w.dim() <= 1:
+            out.append(torch.zeros_like(w))
+            continue
+        d = torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device)
+        dn = d.flatten(1).norm(dim=1).clamp_min(1e-12)
+        wn = w.flatten(1).norm(dim=1)
+        out.append(d * (wn / dn).view(-1, *([1] * (w.dim() - 1))))
+    return out
+
+
+def _default_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = net(x).mean(0)  # [T, B, K] -> time-averaged [B, K]
+    return F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) == y).sum()
+
+
+def evaluate(
+    net: nn.Module,
+    batches: Iterable[Batch],
+    loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
+) -> tuple[float, float]:
+    """``(mean loss, accuracy)`` of ``net`` on ``batches`` of ``(x [T, B, ...], y [B])``, reset per batch.
+
+    ``loss_fn(net, x, y) -> (summed loss, number correct)``; default: cross-entropy of the time-averaged
+    logits of ``net(x) [T, B, K]``. Sums accumulate in float64.
+    """
+    fn = loss_fn or _default_loss
+    total, correct, n = 0.0, 0.0, 0
+    with torch.no_grad():
+        for x, y in batches:
+            functional.reset_net(net)
+            try:
+                s, c = fn(net, x, y)
+            finally:
+                functional.reset_net(net)
+            total += float(s)
+            correct += float(c)
+            n += int(y.shape[0])
+    if n == 0:
+        raise ValueError("batches: expected at least one sample, got none")
+    return total / n, correct / n
+
+
+def _check_batches(batches) -> list[Batch]:
+    batches = list(batches)
+    for i, b in enumerate(batches):
+        if not (isinstance(b, (tuple, list)) and len(b) == 2 and b[0].dim() >= 3 and b[1].dim() == 1):
+            raise ValueError(f"batches[{i}]: expected (x [T, B, ...], y [B]), got {type(b).__name__}")
+    return batches
+
+
+def _surface(net, batches, dirs, coords, loss_fn) -> tuple[np.ndarray, np.ndarray, int]:
+    """Loss/accuracy at every point of ``coords`` (tuples of coefficients of ``dirs``); weights restored."""
+    params = list(net.parameters())
+    theta = [p.detach().clone() for p in params]
+    loss, acc = np.zeros(len(coords)), np.zeros(len(coords))
+    was_training = net.training
+    net.eval()
+    try:
+        for k, c in enumerate(coords):
+            with torch.no_grad():
+                for p, t, *ds in zip(params, theta, *dirs):
+                    q = t.clone()
+                    for a, d in zip(c, ds):
+                        q.add_(d, alpha=float(a))  # a == 0 leaves theta bit-exact
+                    p.copy_(q)
+            loss[k], acc[k] = evaluate(net, batches, loss_fn)
+    finally:
+        with torch.no_grad():
+            for p, t in zip(params, theta):
+                p.copy_(t)
+        net.train(was_training)
+    return loss, acc, len(coords)
+
+
+def landscape_1d(
+    net: nn.Module,
+    batches: Sequence[Batch],
+    *,
+    radius: float = 1.0,
+    points: int = 21,
+    seed: int = 0,
+    loss_fn=None,
+) -> Landscape:
+    """1-D slice ``loss(theta + a d)``, ``a`` in :func:`grid` ``(radius, points)``, one seeded direction.
+
+    ``batches``: the fixed evaluation subset, a list of ``(x [T, B, ...], y [B])`` (materialise it once).
+    The network is evaluated in eval mode; its weights and mode are restored afterwards.
+    """
+    batches = _check_batches(batches)
+    g = torch.Generator().manual_seed(int(seed))
+    d = random_direction(net, g)
+    a = grid(radius, points)
+    t0 = time.perf_counter()
+    loss, acc, n = _surface(net, batches, [d], [(x,) for x in a], loss_fn)
+    return Landscape(a, loss, acc, float(loss[points // 2]), time.perf_counter() - t0, n, seed=int(seed))
+
+
+def landscape_2d(
+    net: nn.Module,
+    batches: Sequence[Batch],
+    *,
+    radius: float = 1.0,
+    points: int = 11,
+    seed: int = 0,
+    loss_fn=None,
+) -> Landscape:
+    """2-D slice ``loss(theta + a d1 + b d2)`` on a ``points x points`` grid (two seeded directions).
+
+    Cost: ``points**2`` evaluations of the subset (see the module docstring for measured times).
+    """
+    batches = _check_batches(batches)
+    g = torch.Generator().manual_seed(int(seed))
+    d1, d2 = random_direction(net, g), random_direction(net, g)
+    a = grid(radius, points)
+    t0 = time.perf_counter()
+    coords = [(x, y) for x in a for y in a]
+    loss, acc, n = _surface(net, batches, [d1, d2], coords, loss_fn)
+    loss, acc = loss.reshape(points, points), acc.reshape(points, points)
+    c = points // 2
+    return Landscape(
+        a, loss, acc, float(loss[c, c]), time.perf_counter() - t0, n, betas=a.copy(), seed=int(seed)
+    )
