@@ -7,8 +7,6 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from spikingjelly.activation_based import functional, layer, neuron, surrogate
-
 from sj_common.analysis import (
     SNNImageClassifier,
     cka_map,
@@ -28,6 +26,7 @@ from sj_common.analysis import (
     snn_cam,
     spatial_layers,
 )
+from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
 T, SIZE = 2, 12
 
