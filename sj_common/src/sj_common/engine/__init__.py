@@ -21,7 +21,7 @@ from .checkpoint import (
 )
 from .config import LossHook, StepContext, StepFn, StepOutput, TrainConfig
 from .distributed import ShardedSampler, is_main_process, rank, world_size
-from .loop import evaluate, fit, preserved_global_state
+from .loop import LOG_EVERY_STEPS, evaluate, fit, preserved_global_state
 from .report import format_table, package_versions, print_table
 from .steps import classification_step, tet_loss
 from .util import to_device, unwrap
@@ -45,6 +45,7 @@ __all__ = [
     "CheckpointError",
     "RESUME_MAY_CHANGE",
     "preserved_global_state",
+    "LOG_EVERY_STEPS",
     "tet_loss",
     "atomic_save",
     "seed_everything",

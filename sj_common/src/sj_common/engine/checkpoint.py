@@ -188,7 +188,7 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc)
     for line in text.splitlines():
         if "Unsupported global" in line or "Unsupported operand" in line:
-            return line.strip().split(" was not an allowed")[0]
+            return line.strip().split(" was not an allowed")[0].replace("WeightsUnpickler error: ", "")
     return (text.splitlines() or [""])[0].strip()[:200]
 
 
@@ -211,7 +211,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" in str(exc):
+        if "Unsupported global" in str(exc):
             raise CheckpointError(
                 f"{path}: refused to load: it holds Python objects beyond tensors and plain data, which "
                 f"could run code ({_first_line(exc)}); nothing in it was run. Only checkpoints written "
@@ -345,12 +345,12 @@ class Checkpointer:
         bad = self._nonfinite()
         if bad:
             kept = (
-                f"{self.path} still holds the last finite state (step {self.last_saved_step})"
+                f"{self.path} still holds the last finite state (after step {self.last_saved_step})"
                 if self.last_saved_step is not None
                 else f"nothing was saved to {self.path}"
             )
             raise FloatingPointError(
-                f"non-finite weights at {where} ({len(bad)} tensor(s), first {bad[:3]}): not saved, "
+                f"non-finite weights after {where} (steps count from 1) ({len(bad)} tensor(s), first {bad[:3]}): not saved, "
                 f"training stopped; {kept}. Lower the learning rate or set grad_clip"
             )
 

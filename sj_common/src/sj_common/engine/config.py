@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -71,8 +72,8 @@ class TrainConfig:
             raise bad("optimizer", f"one of {OPTIMIZERS}")
         if self.scheduler not in SCHEDULERS:
             raise bad("scheduler", f"one of {SCHEDULERS}")
-        if not self.lr > 0:
-            raise bad("lr", "a float > 0")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < math.inf):
+            raise bad("lr", "a finite float > 0")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise bad("max_steps_per_epoch", "None or an integer >= 1")
         if self.eval_batch_size is not None and self.eval_batch_size < 1:

@@ -309,12 +309,12 @@ class _Trainer:
         first = int(self._first_bad)
         flags = D.all_reduce_sum([1.0 if first >= 0 else 0.0], self.device)
         if flags[0] > 0:
-            where = f"epoch {epoch + 1}, step {first}" if first >= 0 else "another rank"
+            where = f"epoch {epoch + 1}, step {first + 1}" if first >= 0 else "another rank"
             kept = self.ckpt.last_saved_step
             raise FloatingPointError(
-                f"loss is not finite (NaN or inf) first at {where}: training stopped; "
+                f"loss is not finite (NaN or inf), first at {where} (steps count from 1): training stopped; "
                 + (
-                    f"{self.ckpt.path} holds the last finite state (step {kept})"
+                    f"{self.ckpt.path} holds the last finite state (after step {kept})"
                     if kept is not None
                     else f"nothing was saved to {self.ckpt.path}"
                 )
