@@ -86,10 +86,13 @@ class Conversion:
     folded: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
+    #: our key -> the reference key it came from
+    source_of: dict[str, str] = field(default_factory=dict)
 
     def put(self, ref_key: str, ours: str, tensor: torch.Tensor) -> None:
         self.state[ours] = tensor
         self.used.add(ref_key)
+        self.source_of[ours] = ref_key
 
 
 Converter = Callable[[Mapping[str, torch.Tensor], nn.Module, Mapping[str, Any]], Conversion]
@@ -537,12 +540,14 @@ def convert_reference_state(
         raise ValueError(f"source: expected one of {sorted(SOURCES)}, got {source!r}")
     conv = SOURCES[source].convert(ref, model, extras or {})
     patterns = list(ignore)
-    ignored = [k for k in ref if k not in conv.used and any(fnmatch.fnmatchcase(k, p) for p in patterns)]
+    ignored = {k for k in ref if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
     conv.used.update(ignored)
+    for k in [k for k, src in conv.source_of.items() if src in ignored]:
+        del conv.state[k], conv.source_of[k]
     ours = _ours_shapes(model)
     unmapped = [k for k in ref if k not in conv.used]
     missing = [k for k in ours if k not in conv.state]
-    unexpected = [k for k in conv.state if k not in ours]
+    unexpected = [f"{k} (from {conv.source_of.get(k, '?')})" for k in conv.state if k not in ours]
     shapes = [
         f"{k}: file {tuple(v.shape)}, ours {tuple(ours[k])}"
         for k, v in conv.state.items()
