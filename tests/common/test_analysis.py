@@ -180,7 +180,7 @@ def test_landscape_1d_points_are_theta_plus_alpha_d(trained_patch_net):
     before = [p.detach().clone() for p in net.parameters()]
     batches = _eval_batches(n=1)
     s = landscape_1d(net, batches, radius=0.5, points=3, seed=7)
-    d = random_direction(net, torch.Generator().manual_seed(7))
+    d = random_direction(net, 7)
     with torch.no_grad():
         for p, dp in zip(net.parameters(), d):
             p.add_(dp, alpha=0.5)
@@ -197,12 +197,18 @@ def test_random_direction_is_filter_normalised_and_ignores_bn_and_biases():
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.weight.mul_(3.0)
-    d = random_direction(net, torch.Generator().manual_seed(0))
+    d = random_direction(net, 0)
     for (name, p), dp in zip(net.named_parameters(), d):
         if p.dim() <= 1:
             assert torch.count_nonzero(dp) == 0, name  # BN weights/biases and biases: zero direction
         else:
             torch.testing.assert_close(dp.flatten(1).norm(dim=1), p.detach().flatten(1).norm(dim=1))
+    # seeded per parameter name: a net with one more module gets the same direction on the shared ones
+    bigger = nn.Sequential(*tiny_snn(), nn.Linear(2, 3))
+    d_big = random_direction(bigger, 0)
+    assert len(d_big) == len(d) + 2 and all(torch.equal(a, b) for a, b in zip(d, d_big))
+    assert not torch.equal(random_direction(net, 0, index=1)[0], d[0])
+    assert not torch.equal(random_direction(net, 1)[0], d[0])
 
 
 def test_grid_centre_is_exactly_zero_and_bad_points_raise():

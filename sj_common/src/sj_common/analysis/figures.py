@@ -141,7 +141,9 @@ def plot_landscapes(
         ax.set_ylabel("direction 2 (beta)")
         ax.set_aspect("equal")
     if cs is not None:
-        fig.colorbar(cs, ax=list(axes[: len(surfaces)]), label="loss (cross-entropy)", shrink=0.9)
+        fig.colorbar(
+            cs, ax=list(axes[: len(surfaces)]), label="loss (cross-entropy)", shrink=0.9, format="%.3g"
+        )
     if lines:
         ax = axes[-1]
         for name, s in lines.items():

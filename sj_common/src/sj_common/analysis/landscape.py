@@ -26,6 +26,7 @@ one CPU thread): one evaluation of 256 samples takes about 0.25 s, so a 2-D grid
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -69,19 +70,25 @@ def grid(radius: float, points: int) -> np.ndarray:
     return np.arange(-half, half + 1, dtype=np.float64) * (float(radius) / half)
 
 
-def random_direction(net: nn.Module, generator: torch.Generator) -> list[torch.Tensor]:
+def random_direction(net: nn.Module, seed: int = 0, index: int = 0) -> list[torch.Tensor]:
     """A filter-normalised Gaussian direction, one tensor per parameter of ``net`` (in ``parameters()`` order).
 
     ``d_f <- d_f / ||d_f|| * ||theta_f||`` for every filter ``f`` of a parameter with ``dim > 1``; zero for
-    parameters with ``dim <= 1`` (BatchNorm and biases).
+    parameters with ``dim <= 1`` (BatchNorm and biases). Each parameter's draw is seeded by ``(seed,
+    index, its name)``, so two networks that share parameter names and shapes (a transfer model and its
+    baseline, which lacks the static head) get the same direction on the shared parameters, and
+    ``index`` 0 and 1 give the two directions of a 2-D slice.
     """
     out = []
-    for p in net.parameters():
+    for name, p in net.named_parameters():
         w = p.detach()
         if w.dim() <= 1:
             out.append(torch.zeros_like(w))
             continue
-        d = torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device)
+        g = torch.Generator().manual_seed(
+            (int(seed) * 1_000_003 + int(index) * 7_919 + zlib.crc32(name.encode())) % 2**63
+        )
+        d = torch.randn(w.shape, generator=g, dtype=w.dtype).to(w.device)
         dn = d.flatten(1).norm(dim=1).clamp_min(1e-12)
         wn = w.flatten(1).norm(dim=1)
         out.append(d * (wn / dn).view(-1, *([1] * (w.dim() - 1))))
@@ -168,8 +175,7 @@ def landscape_1d(
     The network is evaluated in eval mode; its weights and mode are restored afterwards.
     """
     batches = _check_batches(batches)
-    g = torch.Generator().manual_seed(int(seed))
-    d = random_direction(net, g)
+    d = random_direction(net, seed, 0)
     a = grid(radius, points)
     t0 = time.perf_counter()
     loss, acc, n = _surface(net, batches, [d], [(x,) for x in a], loss_fn)
@@ -190,8 +196,7 @@ def landscape_2d(
     Cost: ``points**2`` evaluations of the subset (see the module docstring for measured times).
     """
     batches = _check_batches(batches)
-    g = torch.Generator().manual_seed(int(seed))
-    d1, d2 = random_direction(net, g), random_direction(net, g)
+    d1, d2 = random_direction(net, seed, 0), random_direction(net, seed, 1)
     a = grid(radius, points)
     t0 = time.perf_counter()
     coords = [(x, y) for x in a for y in a]
