@@ -157,13 +157,39 @@ def test_bad_tensors():
     with pytest.raises(ValueError, match="x_seq"):
         offset_spike_if(torch.rand(5), 1.0, 0)
     with pytest.raises(ValueError, match="T >= 1"):
-        offset_spike_if(torch.rand(0, 3), 1.0, 0)
+        offset_spike_if(torch.rand(0, 3, 2), 1.0, 0)
     with pytest.raises(TypeError, match="floating"):
-        offset_spike_if(torch.ones(4, 3, dtype=torch.int64), 1.0, 0)
+        offset_spike_if(torch.ones(4, 3, 2, dtype=torch.int64), 1.0, 0)
     with pytest.raises(ValueError, match="v_threshold"):
-        offset_spike_if(torch.rand(4, 3), -1.0, 0)
+        offset_spike_if(torch.rand(4, 3, 2), -1.0, 0)
     with pytest.raises(ValueError, match="step_mode"):
         OffsetSpikeIF(1.0, step_mode="s")
+
+
+def test_two_d_batch_without_time_is_refused():
+    # issue #10: a [B, F] batch with B >= rho used to run as B time steps of F neurons
+    for fn in (offset_spike_if, offset_spike_if_with_info):
+        with pytest.raises(ValueError, match=r"x_seq: expected \[T, B, \*features\].*got shape \(8, 5\)"):
+            fn(torch.rand(8, 5), 1.0, 4)
+    with pytest.raises(ValueError, match=r"x_seq: expected \[T, B, \*features\]"):
+        OffsetSpikeIF(1.0, rho=4)(torch.rand(8, 5))
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan"), 0.0, -1.0, True, "1"])
+def test_threshold_must_be_positive_finite(bad):
+    with pytest.raises(ValueError, match=r"v_threshold: expected a positive finite number, got"):
+        offset_spike_if(torch.rand(4, 2, 3), bad, 0)
+    with pytest.raises(ValueError, match=r"v_threshold: expected a positive finite number, got"):
+        OffsetSpikeIF(bad, rho=4)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_input_is_refused_by_the_functions(value):
+    x = torch.rand(4, 2, 3)
+    x[1, 0, 2] = value
+    for fn in (offset_spike_if, offset_spike_if_with_info):
+        with pytest.raises(ValueError, match=r"x_seq: expected finite values.*first at index \(1, 0, 2\)"):
+            fn(x, 1.0, 4)
 
 
 class _StreamingCOS:
@@ -259,3 +285,92 @@ def test_parity_with_spec_port_on_random_conv_net(seed):
         plain = convert(net)(x, T=T)
     assert torch.equal(ours, ref)
     assert not torch.equal(ours, plain)  # the calibration did act on this net
+
+
+# --- the algorithm before issue #13, kept verbatim as the bit-identity oracle --------------------------------
+# It pre-simulated through SpikingJelly's node with store_v_seq=True, masked over whole tensors, and re-ran
+# every neuron's first rho main steps. The current code replays only the neurons whose v_0 moved.
+
+
+def _old_simulate(node, u_seq, v0, need_h=True):
+    from sj_common.compat import set_initial_potential
+
+    node.store_v_seq = need_h
+    node.reset()
+    set_initial_potential(node, v0)
+    spikes = node(u_seq)
+    if not need_h:
+        return spikes, None, node.v
+    return spikes, node.v_seq + spikes, node.v
+
+
+@torch.no_grad()
+def _old_calibrated_spikes(u_seq, rho, shift, saturate, iterations):
+    from sj_common.compat import if_node
+
+    node = if_node(v_threshold=1.0, v_reset=None, store_v_seq=True, step_mode="m")
+    v0 = torch.full_like(u_seq[0], 0.5)
+    masks = None
+    n_before = None
+    for _ in range(iterations if rho > 0 else 0):
+        s, h, v_rho = _old_simulate(node, u_seq[:rho], v0, need_h=shift == "reference")
+        n = s.sum(0)
+        if n_before is None:
+            n_before = n
+        w = v_rho - (v0 - 0.5)
+        lower = (w < 0) & (n > 0)
+        up = w >= 1
+        sat = up & (n >= rho)
+        up = up & ~sat
+        dt = v0.dtype
+        if shift == "theta":
+            v0 = v0 - lower.to(dt) + up.to(dt)
+        else:
+            big = torch.finfo(h.dtype).max / 4
+            h_plus = (h + (1.0 - s) * big).amin(0)
+            h_minus = (h - s * big).amax(0)
+            d_down = (h_plus - 0.999).clamp_(min=1.0)
+            d_up = (1.001 - h_minus).clamp_(min=1.0)
+            v0 = v0.addcmul(lower.to(dt), d_down, value=-1.0).addcmul_(up.to(dt), d_up)
+        if saturate == "reference":
+            v0 = v0.masked_fill(sat, 0.5 + 1.001 + 1000.0)
+        if masks is None:
+            masks = (lower, up, sat)
+    spikes, _, _ = _old_simulate(node, u_seq, v0, need_h=False)
+    target = torch.floor(u_seq[:rho].sum(0) + 0.5).clamp(0, rho)
+    return spikes, v0, masks, n_before - target, spikes[:rho].sum(0) - target
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shift", ["reference", "theta"])
+@pytest.mark.parametrize("saturate", ["reference", "skip"])
+@pytest.mark.parametrize(
+    "T,rho,iterations", [(4, 4, 1), (16, 4, 1), (9, 2, 1), (12, 8, 1), (8, 4, 2), (16, 8, 3)]
+)
+def test_bit_identical_to_the_algorithm_before_issue_13(dtype, shift, saturate, T, rho, iterations):
+    moved_fractions = []
+    for seed, scale, bias in ((0, 0.35, 0.0), (1, 0.8, 0.0), (2, 0.9, 0.6), (3, 1.5, -0.3), (4, 0.2, 1.5)):
+        u = (spike_train_current(T=T, seed=seed, scale=scale) + bias).to(dtype).reshape(T, 8, 4, 16)
+        theta = 1.3
+        x = u * theta
+        old = _old_calibrated_spikes(x / theta, rho, shift, saturate, iterations)
+        out, info = offset_spike_if_with_info(
+            x, theta, rho, shift=shift, saturate=saturate, iterations=iterations
+        )
+        assert torch.equal(out, old[0] * theta)
+        assert torch.equal(
+            offset_spike_if(x, theta, rho, shift=shift, saturate=saturate, iterations=iterations), out
+        )
+        assert torch.equal(info.v0, old[1])
+        for new_mask, old_mask in zip((info.lowered, info.raised, info.saturated), old[2]):
+            assert torch.equal(new_mask, old_mask)
+        assert torch.equal(info.offset_before, old[3]) and torch.equal(info.offset_after, old[4])
+        if seed == 2 and saturate == "reference":
+            assert info.saturated.any()
+        if seed == 1:
+            assert info.lowered.any() and info.raised.any(), "the fixture must move neurons both ways"
+        moved_fractions.append(float((info.v0 != 0.5).double().mean()))
+    # both replay paths run: a few neurons moved (gathered) and most moved (whole window replayed)
+    assert min(moved_fractions) < 0.5
+    if saturate == "reference":
+        assert max(moved_fractions) > 0.5

@@ -209,3 +209,29 @@ def test_torchvision_resnet_converts():
         cos = calibrate(convert(ann), rho=2)
         y = cos(x, T=3)  # torch.flatten(x, 1) and the shared block ReLU run on the [T*B, ...] stream
     assert y.shape == (3, 2, 10) and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_image_is_refused(value):
+    # issue #10: an all-NaN image gave a confident prediction (IF neurons never fire on NaN, the biases decide)
+    model = small_vgg(width=4).eval()
+    x = torch.rand(2, 1, 28, 28)
+    x[1] = value
+    for net in (convert(model, T=4), calibrate(convert(model), rho=4, T=4)):
+        with torch.no_grad():
+            assert torch.isfinite(net(x[:1])).all()
+            with pytest.raises(ValueError, match=r"x: expected finite values.*first at index \(1, 0, 0, 0\)"):
+                net(x)
+            with pytest.raises(ValueError, match=r"x: expected finite values"):
+                net(x.unsqueeze(0).expand(4, *x.shape))
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), 0.0])
+def test_non_finite_or_non_positive_thresholds_are_refused(bad):
+    model = small_vgg(width=4).eval()
+    model[1].threshold.data.fill_(bad)
+    with pytest.raises(ValueError, match=r"ann: QCFS '1' threshold: expected a positive finite number, got"):
+        convert(model)
+    sj = nn.Sequential(nn.Linear(2, 2), neuron.IFNode(v_reset=None, v_threshold=bad))
+    with pytest.raises(ValueError, match=r"snn: neuron '1' v_threshold: expected a positive finite number"):
+        calibrate(sj)

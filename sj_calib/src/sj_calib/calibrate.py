@@ -18,7 +18,7 @@ from spikingjelly.activation_based import base, functional, layer, neuron
 from torch import nn
 
 from .convert import SpikingNet, TimeFlattened, _sample_ndim, _swap, spiking_layers
-from .offset_spike import OffsetSpikeIF, check_options
+from .offset_spike import OffsetSpikeIF, check_options, check_threshold
 
 __all__ = ["calibrate", "OffsetSpikeCalibrator"]
 
@@ -74,10 +74,7 @@ def calibrate(
             raise ValueError(
                 f"snn: neuron {n!r} has hard reset (v_reset={m.v_reset}); COS needs v_reset=None"
             )
-        if not isinstance(m.v_threshold, (int, float)) or not m.v_threshold > 0:
-            raise ValueError(
-                f"snn: neuron {n!r} has v_threshold={m.v_threshold!r}; expected a positive float"
-            )
+        check_threshold(m.v_threshold, f"snn: neuron {n!r} v_threshold")
     nd = sample_ndim if sample_ndim is not None else _sample_ndim(snn)
     body = copy.deepcopy(snn).eval()
     functional.set_step_mode(body, "s")  # stateless SJ layers then act on the [T*B, ...] stream

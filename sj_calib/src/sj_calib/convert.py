@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from .offset_spike import OffsetSpikeIF
+from .offset_spike import OffsetSpikeIF, check_finite, check_threshold
 from .qcfs import QCFS
 
 __all__ = [
@@ -141,7 +141,8 @@ class SpikingNet(nn.Module):
     neuron, so its per-step output is the analog ``W (theta s_t) + b``.
 
     Input: a sequence ``[T, B, *sample]`` (``sample_ndim + 1`` dims), or, when ``self.T`` is set, a static
-    batch ``[B, *sample]`` that is repeated (analog/direct coding). For static input the wrapper simulates
+    batch ``[B, *sample]`` that is repeated (analog/direct coding). Input with NaN or inf is refused with a
+    ``ValueError`` (an IF neuron never fires on NaN, so the output would be a confident guess from the biases). For static input the wrapper simulates
     ``max(T, rho)`` steps (the pre-simulation needs ``rho`` real inputs) and returns the first ``T``; this
     is exact because the readout is causal. A sequence shorter than ``rho`` is an error.
 
@@ -176,6 +177,7 @@ class SpikingNet(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x: expected a tensor, got {type(x).__name__}")
         T = T if T is not None else self.T
+        check_finite(x, "x")
         if x.dim() == self.sample_ndim:
             if T is None:
                 raise ValueError(
@@ -266,8 +268,7 @@ def convert(
     if not qcfs:
         raise ValueError("ann: no QCFS activation found; train with sj_calib.replace_relu_by_qcfs first")
     for n, m in qcfs:
-        if not float(m.threshold.detach().item()) > 0:
-            raise ValueError(f"ann: QCFS {n!r} has threshold {m.threshold.item()!r}; expected > 0")
+        check_threshold(m.threshold.detach(), f"ann: QCFS {n!r} threshold")
     nd = sample_ndim if sample_ndim is not None else _sample_ndim(ann)
     body = copy.deepcopy(ann).eval()
     if fold_bn:

@@ -22,6 +22,7 @@ Fixes of the reference code (documented in the spec, section 5.1):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -76,26 +77,21 @@ def check_options(rho, shift: str = "reference", saturate: str = "reference", it
         raise ValueError(f"iterations: expected an int >= 1, got {iterations!r}")
 
 
-def _check(x_seq, v_threshold, rho, shift, saturate, iterations) -> float:
+def _check(x_seq, v_threshold, rho, shift, saturate, iterations, *, finite: bool = False) -> float:
     if not isinstance(x_seq, torch.Tensor) or not x_seq.is_floating_point():
         raise TypeError(
             f"x_seq: expected a floating-point tensor [T, B, ...], got {type(x_seq).__name__}"
             + (f" of dtype {x_seq.dtype}" if isinstance(x_seq, torch.Tensor) else "")
         )
-    if x_seq.dim() < 2:
+    if x_seq.dim() < 3:
+        # a [B, F] batch would otherwise be read as B time steps of F neurons (issue #10)
         raise ValueError(
-            f"x_seq: expected [T, B, ...] (at least 2-D, time first), got shape {tuple(x_seq.shape)}"
+            f"x_seq: expected [T, B, *features] (at least 3-D, time first), got shape {tuple(x_seq.shape)}; "
+            "a static batch [B, F] has no time dimension: pass x.unsqueeze(0).expand(T, *x.shape)"
         )
     if x_seq.shape[0] < 1:
         raise ValueError(f"x_seq: expected T >= 1 time steps, got shape {tuple(x_seq.shape)}")
-    if isinstance(v_threshold, torch.Tensor):
-        if v_threshold.numel() != 1:
-            raise ValueError(
-                f"v_threshold: expected one scalar per layer, got shape {tuple(v_threshold.shape)}"
-            )
-        v_threshold = float(v_threshold.item())
-    if not isinstance(v_threshold, (int, float)) or not v_threshold > 0 or v_threshold != v_threshold:
-        raise ValueError(f"v_threshold: expected a positive finite number, got {v_threshold!r}")
+    v_threshold = check_threshold(v_threshold)
     check_options(rho, shift, saturate, iterations)
     if rho > x_seq.shape[0]:
         raise ValueError(
@@ -103,22 +99,65 @@ def _check(x_seq, v_threshold, rho, shift, saturate, iterations) -> float:
             f"(shape {tuple(x_seq.shape)}); simulate max(T, rho) steps and read the first T outputs "
             "(SpikingNet does this for static input)"
         )
+    if finite:
+        check_finite(x_seq, "x_seq")
+    return v_threshold
+
+
+def check_threshold(v_threshold, name: str = "v_threshold") -> float:
+    """``v_threshold`` as a float; ``ValueError`` naming ``name`` unless it is one positive finite number."""
+    if isinstance(v_threshold, torch.Tensor):
+        if v_threshold.numel() != 1:
+            raise ValueError(f"{name}: expected one scalar per layer, got shape {tuple(v_threshold.shape)}")
+        v_threshold = float(v_threshold.item())
+    ok = isinstance(v_threshold, (int, float)) and not isinstance(v_threshold, bool)
+    if not ok or not math.isfinite(v_threshold) or not v_threshold > 0:
+        raise ValueError(f"{name}: expected a positive finite number, got {v_threshold!r}")
     return float(v_threshold)
 
 
-def _simulate(node, u_seq: torch.Tensor, v0: torch.Tensor, need_h: bool = True):
-    """Run the IF node (threshold 1, soft reset) from ``v0``; return spikes, pre-reset H (or None), final v."""
-    node.store_v_seq = need_h  # recording v_seq costs a concatenation per run: only when H is needed
+def check_finite(x: torch.Tensor, name: str) -> None:
+    """``ValueError`` naming ``name`` when ``x`` holds NaN or +-inf (one pass over ``x``; a host sync on GPU).
+
+    An IF neuron never fires on NaN (``NaN >= 1`` is false), so a NaN input would otherwise give all-zero
+    spikes and a confident prediction from the biases alone (issue #10).
+    """
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        first = tuple(int(i) for i in bad.nonzero()[0])
+        n_nan, n_inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
+        raise ValueError(
+            f"{name}: expected finite values, got {n_nan} NaN and {n_inf} inf of {x.numel()} "
+            f"(first at index {first}, shape {tuple(x.shape)})"
+        )
+
+
+def _run_node(node, u_seq: torch.Tensor, v0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run SpikingJelly's IF node (threshold 1, soft reset) from ``v0`` on ``u_seq``; return spikes, final v."""
+    node.store_v_seq = False
     node.reset()
     set_initial_potential(node, v0)
     spikes = node(u_seq)
-    if not need_h:
-        return spikes, None, node.v
-    v_seq = node.v_seq  # post-reset potential per step
-    if not isinstance(v_seq, torch.Tensor) or v_seq.shape != spikes.shape:
-        raise RuntimeError("the IF node did not record v_seq (store_v_seq=True)")
-    h_seq = v_seq + spikes  # soft reset with threshold 1: H = v + s
-    return spikes, h_seq, node.v
+    return spikes, node.v
+
+
+def _presim(u: torch.Tensor, v0: torch.Tensor, spikes: torch.Tensor | None = None):
+    """IF steps on ``u`` ``[R, N]`` from ``v0`` ``[N]``: spikes ``[R, N]``, pre-reset potential H ``[R, N]``, final v.
+
+    Why not SpikingJelly's node here: the pre-simulation needs H at every step, which the node only gives
+    through ``store_v_seq`` (it records the post-reset v and concatenates a copy per step) plus an add;
+    this loop writes H and the spikes in place (three tensor ops a step). It does exactly the node's
+    arithmetic (``H = v + u``, ``s = H >= 1``, ``v = H - s``), so its spikes and potentials are bit-identical
+    to the node's, which the tests pin; the main run stays on the node.
+    """
+    h = torch.empty_like(u)
+    s = torch.empty_like(u) if spikes is None else spikes
+    v = v0
+    for t in range(u.shape[0]):
+        torch.add(v, u[t], out=h[t])
+        torch.ge(h[t], 1.0, out=s[t])
+        v = h[t] - s[t]
+    return s, h, v
 
 
 def offset_buckets(offset: torch.Tensor, n_buckets: int = 4) -> torch.Tensor:
@@ -128,20 +167,69 @@ def offset_buckets(offset: torch.Tensor, n_buckets: int = 4) -> torch.Tensor:
 
 
 def _new_node():
-    return if_node(v_threshold=1.0, v_reset=None, store_v_seq=True, step_mode="m")
+    return if_node(v_threshold=1.0, v_reset=None, store_v_seq=False, step_mode="m")
+
+
+def _shifted_v0(v0, lower, up, sat, s, h, shift, saturate):
+    """The next initial potentials (flat ``[N]``) from one pass's masks, spikes and H (``[rho, N]``)."""
+    dt = v0.dtype
+    if shift == "theta":
+        v0 = v0 - lower.to(dt) + up.to(dt)
+    else:
+        # lowest pre-reset H among spiking steps / highest among silent steps, computed only for the
+        # neurons that move (the same element-wise arithmetic as on the whole tensor, so the same bits).
+        # Arithmetic masking is ~5x faster than masked_fill on CPU; a neuron with no such step gets a
+        # value other than the reference's +-1000 sentinel, but is never shifted by it (lower needs a
+        # spike, a non-saturated raise a silent step; saturated ones are handled below).
+        idx = (lower | up).nonzero().squeeze(1)
+        if idx.numel():
+            hs, ss = h.index_select(1, idx), s.index_select(1, idx)
+            big = torch.finfo(h.dtype).max / 4
+            h_plus = (hs + (1.0 - ss) * big).amin(0)
+            h_minus = (hs - ss * big).amax(0)
+            d_down = (h_plus - _MARGIN_DOWN).clamp_(min=1.0)
+            d_up = (_MARGIN_UP - h_minus).clamp_(min=1.0)
+            moved = v0.index_select(0, idx)
+            moved = moved.addcmul(lower.index_select(0, idx).to(dt), d_down, value=-1.0)
+            moved = moved.addcmul_(up.index_select(0, idx).to(dt), d_up)
+            v0 = v0.index_copy(0, idx, moved)
+    if saturate == "reference":
+        # the reference's d_up with no silent step: 1.001 + 1000 -> pinned to full rate (spec 3.3)
+        v0 = v0.masked_fill(sat, 0.5 + _MARGIN_UP + _SENTINEL)
+    return v0
 
 
 @torch.no_grad()
 def _calibrated_spikes(node, u_seq, rho, shift, saturate, iterations, want_info):
-    """COS on normalized input ``u_seq`` [T, B, ...] (threshold units). Returns spikes {0,1} and info."""
-    v0 = torch.full_like(u_seq[0], 0.5)
-    masks = None
-    n_before = None
-    for _ in range(iterations if rho > 0 else 0):
-        s, h, v_rho = _simulate(node, u_seq[:rho], v0, need_h=shift == "reference")
+    """COS on normalized input ``u_seq`` [T, B, ...] (threshold units). Returns spikes {0,1} and info.
+
+    Cost: ``rho`` pre-simulation steps on every neuron, ``T`` main steps, and the first ``rho`` main steps
+    again only for the neurons whose initial potential moved: a neuron left at v_0 = 1/2 repeats its
+    pre-simulation exactly (same inputs, same start), so its first ``rho`` main steps are taken from it and
+    the node continues from its potential at step ``rho``. The result is bit-identical to re-running every
+    neuron from its v_0 (pinned by tests/calib/test_offset_spike.py against that algorithm).
+    """
+    steps, shape = u_seq.shape[0], u_seq.shape[1:]
+    half = torch.full_like(u_seq[0], 0.5)
+    if rho == 0:
+        spikes, _ = _run_node(node, u_seq, half)
+        info = None
+        if want_info:
+            z, zero = torch.zeros_like(half, dtype=torch.bool), torch.zeros_like(half)
+            info = CalibrationInfo(half, z, z, z, zero, zero, presim_steps=0)
+        return spikes, info
+    u = u_seq.reshape(steps, -1)
+    out = torch.empty_like(u)
+    v_half = half.reshape(-1)
+    # pass 1 from v_0 = 1/2, written straight into the first rho main steps
+    s, h, v_first = _presim(u[:rho], v_half, out[:rho])
+    v0, masks, n_before = v_half, None, None
+    for k in range(iterations):
+        if k:
+            s, h, v_rho = _presim(u[:rho], v0)
+        else:
+            v_rho = v_first
         n = s.sum(0)
-        if n_before is None:
-            n_before = n
         # residual as if the run had started from 1/2: equals v_rho in pass 1; in later passes it measures
         # the offset still left after the shifts so far (spec 3.4: |psi| >= k on pass k).
         w = v_rho - (v0 - 0.5)
@@ -149,38 +237,31 @@ def _calibrated_spikes(node, u_seq, rho, shift, saturate, iterations, want_info)
         up = w >= 1
         sat = up & (n >= rho)
         up = up & ~sat
-        dt = v0.dtype
-        if shift == "theta":
-            v0 = v0 - lower.to(dt) + up.to(dt)
-        else:
-            # lowest pre-reset H among spiking steps / highest among silent steps. Arithmetic masking is
-            # ~5x faster than masked_fill on CPU; where a neuron has no such step the value differs from
-            # the reference's +-1000 sentinel, but such neurons are never shifted by it (lower needs a
-            # spike, a non-saturated raise a silent step; saturated ones are handled below).
-            big = torch.finfo(h.dtype).max / 4
-            h_plus = (h + (1.0 - s) * big).amin(0)
-            h_minus = (h - s * big).amax(0)
-            d_down = (h_plus - _MARGIN_DOWN).clamp_(min=1.0)
-            d_up = (_MARGIN_UP - h_minus).clamp_(min=1.0)
-            v0 = v0.addcmul(lower.to(dt), d_down, value=-1.0).addcmul_(up.to(dt), d_up)
-        if saturate == "reference":
-            # the reference's d_up with no silent step: 1.001 + 1000 -> pinned to full rate (spec 3.3)
-            v0 = v0.masked_fill(sat, 0.5 + _MARGIN_UP + _SENTINEL)
         if masks is None:
-            masks = (lower, up, sat)
-    spikes, _, _ = _simulate(node, u_seq, v0, need_h=False)
+            masks, n_before = (lower, up, sat), n
+        v0 = _shifted_v0(v0, lower, up, sat, s, h, shift, saturate)
+    # main run: replay the window for the neurons that moved, then the node continues from step rho
+    moved = (v0 != 0.5).nonzero().squeeze(1)
+    v_state = v_first
+    if 2 * moved.numel() > v0.numel():  # most moved: replaying all is cheaper than gathering (same bits)
+        _, _, v_state = _presim(u[:rho], v0, out[:rho])
+    elif moved.numel():
+        s_m, _, v_m = _presim(u[:rho].index_select(1, moved), v0.index_select(0, moved))
+        out[:rho].index_copy_(1, moved, s_m)
+        v_state = v_state.index_copy(0, moved, v_m)
+    if steps > rho:
+        rest, _ = _run_node(node, u_seq[rho:], v_state.reshape(shape))
+        out[rho:].copy_(rest.reshape(steps - rho, -1))
+    spikes = out.reshape(u_seq.shape)
     if not want_info:
         return spikes, None
-    if masks is None:  # rho == 0: plain half-threshold IF, nothing flagged
-        z = torch.zeros_like(v0, dtype=torch.bool)
-        masks = (z, z, z)
-    if rho > 0:
-        target = torch.floor(u_seq[:rho].sum(0) + 0.5).clamp(0, rho)
-        before = n_before - target
-        after = spikes[:rho].sum(0) - target
-    else:
-        before = after = torch.zeros_like(v0)
-    info = CalibrationInfo(v0, *masks, before, after, presim_steps=rho * iterations)
+    target = torch.floor(u_seq[:rho].sum(0) + 0.5).clamp(0, rho)
+    before = n_before.reshape(shape) - target
+    after = spikes[:rho].sum(0) - target
+    lowered, raised, saturated = (m.reshape(shape) for m in masks)
+    info = CalibrationInfo(
+        v0.reshape(shape), lowered, raised, saturated, before, after, presim_steps=rho * iterations
+    )
     return spikes, info
 
 
@@ -195,7 +276,7 @@ def offset_spike_if_with_info(
     node=None,
 ) -> tuple[torch.Tensor, CalibrationInfo]:
     """:func:`offset_spike_if` that also returns a :class:`CalibrationInfo` (masks, v0, offset spikes)."""
-    theta = _check(x_seq, v_threshold, rho, shift, saturate, iterations)
+    theta = _check(x_seq, v_threshold, rho, shift, saturate, iterations, finite=True)
     node = node if node is not None else _new_node()
     spikes, info = _calibrated_spikes(node, x_seq / theta, rho, shift, saturate, iterations, True)
     return spikes * theta, info
@@ -214,8 +295,10 @@ def offset_spike_if(
     """One IF layer with offset-spike calibration, as a pure function on tensors.
 
     Args:
-        x_seq: input current ``[T, B, ...]`` of the layer (time first, ``T >= rho``).
-        v_threshold: the layer's threshold theta (QCFS lambda), a positive scalar.
+        x_seq: input current ``[T, B, *features]`` of the layer (time first, ``T >= rho``, at least 3-D:
+            a 2-D tensor is refused rather than guessed to be ``[T, N]`` or ``[B, F]``), finite values
+            (NaN or inf is a ``ValueError``: an IF neuron never fires on NaN).
+        v_threshold: the layer's threshold theta (QCFS lambda), a positive finite scalar.
         rho: pre-simulation steps; 0 gives the plain IF neuron with v_0 = theta/2 (uncalibrated QCFS SNN).
         shift: ``'reference'`` (shift by theta, or by the larger in-window distance H+ - 0.999 /
             1.001 - H- when theta would change nothing inside the window, as the reference code) or
@@ -225,13 +308,13 @@ def offset_spike_if(
             offset against the clipped target is 0).
         iterations: calibration passes; pass k re-pre-simulates from the shifted potential and shifts
             again where an offset remains (costs ``rho`` more steps per pass).
-        node: optional SpikingJelly IF node (threshold 1, ``v_reset=None``, ``store_v_seq=True``,
-            multi-step) to run on; a fresh one otherwise.
+        node: optional SpikingJelly IF node (threshold 1, ``v_reset=None``, multi-step) for the main
+            run; a fresh one otherwise.
 
     Returns:
         ``[T, B, ...]`` output spikes times theta (same dtype/device as ``x_seq``).
     """
-    theta = _check(x_seq, v_threshold, rho, shift, saturate, iterations)
+    theta = _check(x_seq, v_threshold, rho, shift, saturate, iterations, finite=True)
     node = node if node is not None else _new_node()
     spikes, _ = _calibrated_spikes(node, x_seq / theta, rho, shift, saturate, iterations, False)
     return spikes * theta
@@ -245,6 +328,9 @@ class OffsetSpikeIF(base.MemoryModule):
     ``IFNode(1)`` -> ``VoltageScaler(theta)``) with the scaling done inline (``VoltageScaler`` keeps a
     float32 scale, which would round float64 inputs) and the calibration of :func:`offset_spike_if`
     around the inner SpikingJelly ``IFNode`` (``self.node``). ``rho=0`` is the uncalibrated QCFS SNN layer.
+
+    Input ``[T, B, *features]`` (at least 3-D). The layer does not scan its input for NaN (one more pass per
+    layer); :class:`sj_calib.SpikingNet` checks the network's input once, and the pure functions check theirs.
 
     Multi-step only (``step_mode='m'``). Every forward starts from a reset neuron and recomputes its
     initial potentials from the current batch, so ``functional.reset_net`` between batches changes
@@ -266,11 +352,9 @@ class OffsetSpikeIF(base.MemoryModule):
         super().__init__()
         if step_mode != "m":
             raise ValueError(f"step_mode: OffsetSpikeIF is multi-step only ('m'), got {step_mode!r}")
-        self.v_threshold = float(v_threshold)
+        self.v_threshold = check_threshold(v_threshold)
         self.rho, self.shift, self.saturate, self.iterations = rho, shift, saturate, iterations
         check_options(rho, shift, saturate, iterations)
-        if not self.v_threshold > 0:
-            raise ValueError(f"v_threshold: expected a positive number, got {v_threshold!r}")
         self.step_mode = "m"
         self._ready = True
         self.node = _new_node()
