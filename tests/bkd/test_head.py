@@ -152,3 +152,34 @@ def test_aligned_mse_baseline():
     ft = torch.randn(3, 6, 3, 3)
     want = head.alpha * ((head.align(fs.mean(0)) - ft) ** 2).sum() / 3
     torch.testing.assert_close(head(fs, ft), want)
+
+
+def test_4d_student_with_multistep_says_which_shape_is_expected():
+    head = BlurredDistillationHead(16, 32)
+    # a time-averaged map [B, C, H, W] passed with multistep=True (the default)
+    with pytest.raises(
+        ValueError,
+        match=r"student: with multistep=True a 4-D feature is read as tokens \[T, B, N, D\] with D = student_channels = 16, got shape \(2, 16, 7, 7\)",
+    ) as e:
+        head(torch.randn(2, 16, 7, 7), torch.randn(2, 32, 7, 7))
+    assert "[T*B, C, H, W]" in str(e.value) and "multistep=False" in str(e.value)
+    assert "square grid" not in str(e.value)
+    loss = head(torch.randn(2, 16, 7, 7), torch.randn(2, 32, 7, 7), multistep=False)  # the fix it names
+    assert torch.isfinite(loss)
+    tokens = head(torch.randn(3, 2, 49, 16), torch.randn(2, 32, 7, 7))  # real tokens still work
+    assert torch.isfinite(tokens)
+
+
+def test_empty_batch_or_no_time_step_is_an_error_not_nan():
+    head = BlurredDistillationHead(16, 32)
+    with pytest.raises(
+        ValueError,
+        match=r"student: expected at least one sample \(B >= 1\), got an empty batch \(shape \(4, 0, 16, 7, 7\)\)",
+    ):
+        head(torch.randn(4, 0, 16, 7, 7), torch.randn(0, 32, 7, 7))
+    with pytest.raises(ValueError, match=r"student: expected at least one sample \(B >= 1\)"):
+        head(torch.randn(0, 16, 7, 7), torch.randn(0, 32, 7, 7), multistep=False)
+    with pytest.raises(
+        ValueError, match=r"student: expected at least one time step \(T >= 1\), got shape \(0, 2, 16, 7, 7\)"
+    ):
+        head(torch.randn(0, 2, 16, 7, 7), torch.randn(2, 32, 7, 7))

@@ -81,6 +81,33 @@ def test_stratified_split_and_subset_errors_and_counts():
         stratified_subset(t.reshape(2, 9), 0.5, 0)
 
 
+def test_stratified_split_round_mode_and_positional_seed_none():
+    """The one split function also gives the transfer reference's per-class split (issue 9: it replaced a
+    private copy in events.py): Python rounding of the first part, file order with seed=None."""
+    from sj_common.data.splits import train_test_split
+
+    t = np.repeat(np.arange(2), [45, 5])
+    lr = stratified_split(t, (0.9, 0.1), seed=0)
+    rd = stratified_split(t, (0.9, 0.1), seed=0, rounding="round")
+    assert np.bincount(t[lr[0]]).tolist() == [41, 5]  # largest remainder: 40.5 -> 41, 4.5 -> 5
+    assert np.bincount(t[rd[0]]).tolist() == [40, 4]  # round half to even: 40.5 -> 40, 4.5 -> 4
+    # the same seeded shuffle per class: the round-mode train part is a prefix of the same permutation
+    assert set(rd[0]) < set(lr[0])
+    tr, te = stratified_split(t, (0.9, 0.1), seed=None, rounding="round")
+    assert te.tolist() == [40, 41, 42, 43, 44, 49]  # positional: the last files of each class
+    assert [a.tolist() for a in train_test_split(t, 0.9, None)] == [tr.tolist(), te.tolist()]
+    three = stratified_split(np.zeros(10, np.int64), (0.25, 0.25, 0.5), seed=None, rounding="round")
+    assert [a.tolist() for a in three] == [
+        [0, 1],
+        [2, 3, 4],
+        [5, 6, 7, 8, 9],
+    ]  # cuts round(2.5)=2, round(5)=5
+    with pytest.raises(ValueError, match="rounding must be 'largest_remainder' or 'round', got 'floor'"):
+        stratified_split(t, (0.9, 0.1), rounding="floor")
+    with pytest.raises(ValueError, match=r"train_fraction must be in \(0, 1\), got True"):
+        train_test_split(t, True)
+
+
 def test_mnist5k_events_twin(tmp_path):
     ev = MNIST5kEvents("val", T=4, cache_dir=tmp_path)
     st = MNIST5k("val")

@@ -117,3 +117,33 @@ def test_statistics_vs_real_nmnist(digits):
     fr = events_to_frames(evs[0], emu.sensor_size((28, 28)), 1)
     fr_real = events_to_frames(real, (34, 34, 2), 1)
     assert 0.3 < (fr > 0).mean() / (fr_real > 0).mean() < 3
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(amplitude=float("inf")), r"amplitude must be a finite number >= 0 \(pixels\), got inf"),
+        (dict(amplitude=float("nan")), r"amplitude must be a finite number >= 0 \(pixels\), got nan"),
+        (dict(noise_rate_hz=float("inf")), r"noise_rate_hz must be a finite number >= 0, got inf"),
+        (dict(threshold=True), r"threshold must be a finite number > 0, got True"),
+        (dict(saccade_us=float("nan")), r"saccade_us must be an integer > 0, got nan"),
+        (dict(refractory_us=2.5), r"refractory_us must be an integer >= 0, got 2.5"),
+        (dict(saccade_us=10**9, dt_us=1), r"1000000 simulation steps|3000000000 simulation steps"),
+    ],
+)
+def test_bad_parameters_refused_at_construction(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SaccadeEmulator(**kw)
+
+
+def test_huge_noise_or_amplitude_refused_before_allocating():
+    img = np.zeros((28, 28), np.float32)
+    img[10:18, 10:18] = 1.0
+    # the cases: a huge noise rate asked numpy for petabytes; a huge amplitude for a huge canvas
+    with pytest.raises(ValueError, match=r"noise_rate_hz=1e\+15 gives ~3\.47e\+17 noise events per 34x34"):
+        SaccadeEmulator(noise_rate_hz=1e15)(img, seed=0)
+    with pytest.raises(ValueError, match=r"amplitude=1e\+06 .* GiB, more than max_bytes"):
+        SaccadeEmulator(amplitude=1e6)(img, seed=0)
+    with pytest.raises(ValueError, match=r"threshold=1e-40 gives ~.* events for one image"):
+        SaccadeEmulator(threshold=1e-40, refractory_us=0, threshold_sigma=0.0)(img, seed=0)
+    assert len(SaccadeEmulator(noise_rate_hz=100.0)(img, seed=0)) > 0  # ordinary values still work

@@ -401,3 +401,151 @@ def test_frames_usable_in_a_dataloader_with_workers_pickle(tmp_path):
     torch.testing.assert_close(ds2[3][0], ds[3][0])
     xb, yb = next(iter(torch.utils.data.DataLoader(ds, batch_size=5)))
     assert xb.shape == (5, 4, 2, 34, 34) and yb.tolist() == [0, 0, 1, 1, 2]
+
+
+# ---------------------------------------------------------------- bad events (issue 10 item 4 / 5)
+def _one_nmnist(root: Path, x, y, t, p) -> Path:
+    write_nmnist(root, "Train", per_class=1)
+    f = root / "NMNIST" / "Train" / "0" / "00000.bin"
+    f.write_bytes(encode_bin(x, y, t, p))
+    return f
+
+
+def test_nmnist_backwards_timestamps_name_file_field_index(tmp_path):
+    f = _one_nmnist(tmp_path, [1, 2, 3, 4], [5, 6, 7, 8], [10, 20, 15, 30], [0, 1, 0, 1])
+    ds = NMNIST(tmp_path)
+    with pytest.raises(
+        ValueError, match=r"00000\.bin: invalid events: field 't' at index 2 \(the first bad one\) decreases"
+    ):
+        ds[0]
+    with pytest.raises(ValueError, match=r"0/00000\.bin.*field 't'"):
+        event_dataset("nmnist", tmp_path, "train", T=4)[0]
+    f.write_bytes(encode_bin([1, 2, 3], [5, 6, 7], [10, 20, 20], [0, 1, 0]))  # ties are fine
+    assert len(ds[0][0]) == 3
+
+
+def test_nmnist_sensor_range_boundary(tmp_path):
+    f = _one_nmnist(tmp_path, [0, 33, 33], [33, 0, 33], [1, 2, 3], [0, 1, 0])
+    ds = NMNIST(tmp_path)
+    assert len(ds[0][0]) == 3  # 33 is the last column / row of 34x34
+    f.write_bytes(encode_bin([0, 34, 1], [0, 0, 0], [1, 2, 3], [0, 1, 0]))
+    with pytest.raises(
+        ValueError,
+        match=r"field 'x' at index 1 \(the first bad one\) is outside the sensor range \[0, 34\) \(34\)",
+    ):
+        ds[0]
+    f.write_bytes(encode_bin([0, 1, 1], [0, 0, 200], [1, 2, 3], [0, 1, 0]))
+    with pytest.raises(ValueError, match=r"00000\.bin.*field 'y' at index 2 .*\(200\)"):
+        ds[0]
+
+
+def test_nmnist_outlier_timestamp_boundary_one_second(tmp_path):
+    assert NMNIST.max_duration_us == 1_000_000
+    f = _one_nmnist(tmp_path, [1, 2, 3], [1, 2, 3], [5, 300_000, 1_000_005], [0, 1, 0])
+    ds = NMNIST(tmp_path)
+    assert int(ds[0][0]["t"][-1]) == 1_000_005  # exactly 1 s after the first event: accepted
+    # the issue's case: one flipped high timestamp bit puts an event 8.39 s into a 0.3 s recording
+    f.write_bytes(encode_bin([1, 2, 3], [1, 2, 3], [5, 300_000, 1_000_006], [0, 1, 0]))
+    with pytest.raises(
+        ValueError, match=r"00000\.bin: invalid events: field 't' at index 2 .* is 1000001 us after"
+    ):
+        ds[0]
+    f.write_bytes(encode_bin([1, 2, 3], [1, 2, 3], [5, 300_000, 300_001 + 2**22], [0, 1, 0]))
+    with pytest.raises(ValueError, match="outlier timestamp"):
+        event_dataset("nmnist", tmp_path, "train", T=4)[0]
+    ds.max_duration_us = None  # documented switch for data recorded differently
+    assert len(ds[0][0]) == 3
+
+
+@pytest.mark.parametrize("bins", ["tonic", "cover"])
+def test_one_event_and_zero_duration_land_in_bin_0(tmp_path, bins):
+    f = _one_nmnist(tmp_path, [7], [9], [12_345], [1])
+    x, _ = event_dataset("nmnist", tmp_path, "train", T=5, bins=bins)[0]
+    assert x.sum().item() == 1 and x[0, 1, 9, 7].item() == 1  # the one event is in bin 0, not dropped
+    f.write_bytes(encode_bin([1, 2, 3, 4], [4, 3, 2, 1], [500] * 4, [0, 1, 1, 0]))
+    x, _ = event_dataset("nmnist", tmp_path, "train", T=5, bins=bins)[0]
+    assert x[0].sum().item() == 4 and x[1:].sum().item() == 0
+
+
+def test_transform_errors_name_the_file(tmp_path):
+    _one_nmnist(tmp_path, [1, 2], [1, 2], [1, 2], [0, 1])
+
+    def shift(ev):
+        ev = ev.copy()
+        ev["x"] += 40
+        return ev
+
+    ds = event_dataset("nmnist", tmp_path, "train", T=2, transform=shift)
+    with pytest.raises(ValueError, match=r"N-MNIST: .*0/00000\.bin: transform failed: .*field 'x'"):
+        ds[0]
+
+
+def test_aedat2_garbage_after_header_is_refused(tmp_path):
+    f = tmp_path / "g.aedat"
+    head = b"#!AER-DAT2.0\r\n# garbage follows\r\n"
+    f.write_bytes(head + np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8).tobytes())
+    with pytest.raises(
+        ValueError, match=r"g\.aedat: invalid events: field 'address' at index \d+ .*has bits 16-31 set"
+    ):
+        read_cifar10dvs_aedat(f)
+    # exact boundary: bit 15 (jAER's external-event flag) is ignored, bit 16 is refused
+    words = np.array([[0x8000 | (3 << 8) | (2 << 1), 10], [(1 << 16), 11]], dtype=">u4")
+    f.write_bytes(head + words.tobytes())
+    with pytest.raises(ValueError, match=r"'address' at index 1 .*0x00010000"):
+        read_cifar10dvs_aedat(f)
+    f.write_bytes(head + words[:1].tobytes())
+    ev = read_cifar10dvs_aedat(f)
+    assert ev["x"].tolist() == [124] and ev["y"].tolist() == [125]
+
+
+def test_aedat2_timestamps_decrease_refused_wrap_unwrapped(tmp_path):
+    f = tmp_path / "t.aedat"
+    f.write_bytes(encode_aedat2([1, 2, 3], [1, 2, 3], [100, 50, 200], [0, 0, 1]))
+    with pytest.raises(
+        ValueError,
+        match=r"t\.aedat: invalid events: field 't' at index 1 \(the first bad one\) decreases \(50 after 100\)",
+    ):
+        read_cifar10dvs_aedat(f)
+    # a drop by more than 2**31 is the 32-bit counter wrapping: unwrapped, not refused
+    f.write_bytes(encode_aedat2([1, 2], [1, 2], [2**32 - 10, 5], [0, 1]))
+    assert read_cifar10dvs_aedat(f)["t"].tolist() == [2**32 - 10, 2**32 + 5]
+    f.write_bytes(encode_aedat2([1, 2], [1, 2], [2**31, 0], [0, 1]))  # a drop of exactly 2**31: refused
+    with pytest.raises(ValueError, match="field 't' at index 1 .*decreases"):
+        read_cifar10dvs_aedat(f)
+
+
+def test_dvsgesture_nan_and_bad_columns_refused(tmp_path):
+    write_gesture(tmp_path, users=(1,))
+    ds = event_dataset("dvsgesture", tmp_path, "train")
+    arr = np.load(ds.files[0])
+    bad = arr.copy()
+    bad[3, 3] = np.nan
+    np.save(ds.files[0], bad)
+    with pytest.raises(
+        ValueError,
+        match=r"0\.npy: invalid events: field 't' at index 3 \(the first bad one\) is not finite \(nan\)",
+    ):
+        ds[0]
+    bad = arr.copy()
+    bad[4, 0] = np.inf
+    np.save(ds.files[0], bad)
+    with pytest.raises(ValueError, match=r"field 'x' at index 4 .*is not finite \(inf\)"):
+        ds[0]
+    bad = arr.copy()
+    bad[2, 2] = 0.5
+    np.save(ds.files[0], bad)
+    with pytest.raises(ValueError, match=r"field 'p' at index 2 .*is not an integer \(0\.5\)"):
+        ds[0]
+    bad = arr.copy()
+    bad[1, 1] = 128
+    np.save(ds.files[0], bad)
+    with pytest.raises(ValueError, match=r"field 'y' at index 1 .*is outside the sensor range \[0, 128\)"):
+        ds[0]
+    bad = arr.copy()
+    bad[5, 3] = 1e17  # 1e20 us: would wrap to a negative int64
+    np.save(ds.files[0], bad)
+    with pytest.raises(ValueError, match=r"field 't' at index 5 .*is outside \+-2\*\*62"):
+        ds[0]
+    np.save(ds.files[0], np.array([["a", "b", "c", "d"]]))
+    with pytest.raises(ValueError, match=r"0\.npy.*numeric"):
+        ds[0]

@@ -51,6 +51,90 @@ def test_errors():
         events_to_frames(np.zeros(3, [("x", int), ("t", int)]), (20, 12, 2), 3)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), True, 2.0, "4", -1])
+def test_T_must_be_a_positive_int(bad):
+    ev = _events(5)
+    with pytest.raises(ValueError, match=r"T must be a positive int, got " + repr(bad).replace("(", r"\(")):
+        events_to_frames(ev, (20, 12, 2), bad)
+    with pytest.raises(ValueError, match="T must be a positive int"):
+        ToFrames((20, 12, 2), bad)
+    assert events_to_frames(ev, (20, 12, 2), np.int64(2)).shape == (2, 2, 12, 20)
+
+
+def _ev(x, y, t, p):
+    ev = np.zeros(len(t), EVENT_DTYPE)
+    ev["x"], ev["y"], ev["t"], ev["p"] = x, y, t, p
+    return ev
+
+
+@pytest.mark.parametrize("bins", ["cover", "tonic"])
+def test_one_event_zero_duration_and_short_recordings(bins):
+    one = _ev([3], [4], [-77], [1])
+    fr = events_to_frames(one, (20, 12, 2), 6, bins=bins)
+    assert fr.sum() == 1 and fr[0, 1, 4, 3] == 1  # one event: bin 0, never all-zero frames
+    same = _ev([1, 2, 3], [1, 1, 1], [5, 5, 5], [0, 1, 0])
+    fr = events_to_frames(same, (20, 12, 2), 4, bins=bins)
+    assert fr[0].sum() == 3 and fr[1:].sum() == 0  # zero duration: every event in bin 0
+    short = _ev([0, 1, 2, 3], [0, 0, 0, 0], [10, 11, 12, 13], [1, 1, 1, 1])  # 3 us span, T = 8
+    fr = events_to_frames(short, (20, 12, 2), 8, bins=bins)
+    if bins == "tonic":  # tonic's width 0 -> 1 us bins here: bin = t - t_first, every event counted
+        assert [int(fr[k].sum()) for k in range(8)] == [1, 1, 1, 1, 0, 0, 0, 0]
+    else:  # cover: bin = (t - t0) * 8 // 4
+        assert [int(fr[k].sum()) for k in range(8)] == [1, 0, 1, 0, 1, 0, 1, 0]
+
+
+def test_extreme_timestamps_do_not_overflow():
+    ev = _ev([0, 1, 2], [0, 0, 0], [-(2**62), 0, 2**62], [0, 0, 0])
+    # cover: bin = floor((t - t0) * 2 / (2**63 + 1)) -> 0, 0, 1 (exact, no int64 overflow)
+    fr = events_to_frames(ev, (3, 1, 2), 2)
+    assert fr[0, 0, 0].tolist() == [1, 1, 0] and fr[1, 0, 0].tolist() == [0, 0, 1]
+    # tonic: width 2**63 // 2 = 2**62 -> bins 0, 1, 2 (the last dropped, as ToFrame)
+    fr = events_to_frames(ev, (3, 1, 2), 2, bins="tonic")
+    assert fr[0, 0, 0].tolist() == [1, 0, 0] and fr[1, 0, 0].tolist() == [0, 1, 0]
+    with pytest.raises(ValueError, match=r"field 't' at index 1 .*outside \+-2\*\*62"):
+        events_to_frames(_ev([0, 0], [0, 0], [0, 2**62 + 1], [0, 0]), (3, 1, 2), 2)
+
+
+def test_tonic_bins_do_not_depend_on_event_order():
+    ev = _events(300)
+    perm = np.random.default_rng(1).permutation(len(ev))
+    for bins in ("tonic", "cover"):
+        assert np.array_equal(
+            events_to_frames(ev[perm], (20, 12, 2), 5, bins=bins),
+            events_to_frames(ev, (20, 12, 2), 5, bins=bins),
+        )
+
+
+def test_bad_event_fields_name_field_and_index():
+    ev = _events(20)
+    ev["p"][7] = 2
+    with pytest.raises(ValueError, match=r"field 'p' at index 7 .*polarity 0 or 1 \(2\)"):
+        events_to_frames(ev, (20, 12, 2), 3)
+    assert events_to_frames(ev, (20, 12, 1), 3).sum() == 20  # one channel: p is not used
+    ev = _events(20)
+    ev["x"][11] = -1
+    with pytest.raises(ValueError, match=r"field 'x' at index 11 .*sensor range \[0, 20\) \(-1\)"):
+        events_to_frames(ev, (20, 12, 2), 3)
+
+
+def test_to_frames_transform():
+    ev = _events()
+    x = ToFrames((20, 12, 2), 5, bins="tonic")(ev)
+    assert isinstance(x, torch.Tensor) and x.dtype == torch.float32 and x.shape == (5, 2, 12, 20)
+    assert np.array_equal(x.numpy(), events_to_frames(ev, (20, 12, 2), 5, bins="tonic"))
+    assert ToFrames((20, 12, 2), 5, size=8)(ev).shape == (5, 2, 8, 8)
+    boxed = ToFrames(None, 3, size=(6, 7))(ev)  # sensor from the events' own box
+    assert boxed.shape == (3, 2, 6, 7)
+    with pytest.raises(ValueError, match="sensor_size None"):
+        ToFrames(None, 3)
+    with pytest.raises(ValueError, match="size must be"):
+        ToFrames((20, 12, 2), 3, size=(2.5, 3))
+    import pickle
+
+    t = ToFrames((20, 12, 2), 4, bins="tonic", size=(8, 8))
+    assert pickle.loads(pickle.dumps(t)) == t and "bins='tonic'" in repr(t)
+
+
 def test_matches_tonic_toframe():
     tonic = pytest.importorskip("tonic")
     if FIXTURE.is_file():

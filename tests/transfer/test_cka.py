@@ -102,3 +102,56 @@ def test_bad_input():
         linear_cka_per_step(torch.randn(4, 3, 2), torch.randn(5, 3, 2))
     with pytest.raises(ValueError, match=r"\[T, B"):
         linear_cka_per_step(torch.randn(4, 3), torch.randn(4, 3))
+
+
+def _cka_float64_reference(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Textbook linear CKA in float64 numpy (no eps): ||Y^T X||^2 / (||X^T X|| ||Y^T Y||) on centred X, Y."""
+    import numpy as np
+
+    a, b = x.double().flatten(1).numpy(), y.double().flatten(1).numpy()
+    a, b = a - a.mean(0), b - b.mean(0)
+    return float(np.linalg.norm(b.T @ a) ** 2 / (np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)))
+
+
+@pytest.mark.parametrize("scale", [1e8, 1e30])
+def test_large_feature_scales_give_the_float64_value(scale):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 40, generator=g)
+    y = x @ torch.randn(40, 30, generator=g) + 2 * torch.randn(16, 30, generator=g)
+    ref = _cka_float64_reference(x, y)
+    assert abs(ref - 0.8512114) < 1e-6
+    # before: 0.0 at 1e8 (float32 overflow, flagged degenerate) and NaN at 1e30
+    got = linear_cka(x * scale, y * scale)
+    assert got.dtype == torch.float32 and abs(got.item() - ref) < 1e-5
+    per_step = linear_cka_per_step(torch.stack([x, x * scale]), torch.stack([y, y * scale]))
+    assert torch.allclose(per_step, torch.tensor([ref, ref], dtype=torch.float32), atol=1e-5)
+
+
+def test_power_of_two_rescaling_is_bit_identical_to_the_plain_formula():
+    # the spec's formula computed directly (no rescaling, eps = 1e-7 at the inputs' own scale), for ordinary
+    # magnitudes: the same bits (multiplying by 2**-e is exact), the same gradient up to rounding
+    def plain(x, y, eps=1e-7):
+        def gram(z):
+            k = z @ z.T
+            return k - k.mean(0, keepdim=True) - k.mean(1, keepdim=True) + k.mean()
+
+        kc, lc = gram(x), gram(y)
+        return (kc * lc).sum() / ((kc * kc).sum().sqrt() * (lc * lc).sum().sqrt() + eps)
+
+    g = torch.Generator().manual_seed(3)
+    x = (3 * torch.randn(8, 20, generator=g)).requires_grad_()
+    y = torch.randn(8, 6, generator=g)
+    a = linear_cka(x, y)
+    (ga,) = torch.autograd.grad(a, x)
+    b = plain(x, y)
+    (gb,) = torch.autograd.grad(b, x)
+    assert torch.equal(a, b) and torch.allclose(ga, gb, rtol=1e-5, atol=1e-9)
+
+
+def test_empty_batch_is_an_error():
+    with pytest.raises(
+        ValueError, match=r"x: expected at least one sample \(B >= 1\), got an empty batch of shape \(0, 5\)"
+    ):
+        linear_cka(torch.zeros(0, 5), torch.zeros(0, 3))
+    with pytest.raises(ValueError, match=r"x: expected at least one time step and one sample.*\(4, 0, 5\)"):
+        linear_cka_per_step(torch.zeros(4, 0, 5), torch.zeros(4, 0, 3))

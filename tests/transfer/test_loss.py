@@ -123,3 +123,19 @@ def test_bad_input_errors():
         loss.domain_loss(torch.randn(B, 7), torch.randn(B, 7))
     with pytest.raises(TypeError, match="int64"):
         loss(os_, oe, fs, fe, y.float())
+
+
+def test_empty_batch_is_an_error_not_nan():
+    loss = DomainTransferLoss(T=4)
+    z = torch.zeros
+    with pytest.raises(
+        ValueError,
+        match=r"target: expected at least one sample \(B >= 1\), got an empty batch of shape \(0,\)",
+    ):
+        loss(z(4, 0, 10), z(4, 0, 10), z(4, 0, 8), z(4, 0, 8), z(0, dtype=torch.long))
+    with pytest.raises(
+        ValueError, match=r"static_features: expected at least one sample \(B >= 1 in \[T, B, \.\.\.\]\)"
+    ):
+        loss.domain_loss(z(4, 0, 8), z(4, 0, 8))
+    out = loss(z(4, 1, 10), z(4, 1, 10), torch.randn(4, 1, 8), torch.randn(4, 1, 8), z(1, dtype=torch.long))
+    assert torch.isfinite(out.loss)  # one sample is the smallest batch, and it is finite

@@ -276,14 +276,14 @@ class SaccadeEmulator:
         need = B * Hq * Wq * 4 + 2 * (n_steps + 1) * min(per_chunk, B * Hs * Ws) * 4 + B * Hs * Ws * 5
         if need > self.max_bytes:
             raise ValueError(
-                f"SaccadeEmulator: {B} image(s) of {H}x{W} with amplitude={self.amplitude} and "
+                f"SaccadeEmulator: {B} image(s) of {H}x{W} with amplitude={self.amplitude:g} and "
                 f"{n_steps} steps need ~{need / 2**30:.3g} GiB, more than max_bytes={self.max_bytes / 2**30:.3g} "
                 "GiB: lower amplitude (pixels), use fewer or smaller images, or raise dt_us"
             )
         noise = self.noise_rate_hz * self.duration_us * 1e-6 * Hs * Ws
         if noise > self.max_events:
             raise ValueError(
-                f"SaccadeEmulator: noise_rate_hz={self.noise_rate_hz} gives ~{noise:.3g} noise events per "
+                f"SaccadeEmulator: noise_rate_hz={self.noise_rate_hz:g} gives ~{noise:.3g} noise events per "
                 f"{Ws}x{Hs} sensor over {self.duration_us} us, more than max_events={self.max_events}: "
                 "lower noise_rate_hz"
             )
@@ -317,7 +317,8 @@ class SaccadeEmulator:
             np.log(x, out=x)
         # x = (L - L0) / theta; the reference level k means L_ref = L0 + k theta.
         lg -= lg[0].copy()
-        lg *= (1.0 / theta.reshape(-1)[elem]).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # a tiny threshold: caught by the event count
+            lg *= (1.0 / theta.reshape(-1)[elem]).astype(np.float32)
         hi = np.ceil(lg, out=d)
         np.floor(lg, out=lg)
         # New level = min(max(k, floor(x)), ceil(x)): it moves only when |L - L_ref| >= theta (x >= k + 1 or
@@ -347,7 +348,7 @@ class SaccadeEmulator:
         total = float(np.abs(n).astype(np.float64).sum())
         if not total <= self.max_events:  # also NaN: a threshold so small that 1 / theta overflowed
             raise ValueError(
-                f"SaccadeEmulator: threshold={self.threshold} gives ~{total:.3g} events for one image, more "
+                f"SaccadeEmulator: threshold={self.threshold:g} gives ~{total:.3g} events for one image, more "
                 f"than max_events={self.max_events}: raise threshold (or refractory_us)"
             )
         reps = np.abs(n).astype(np.int64)

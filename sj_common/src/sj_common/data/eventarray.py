@@ -38,7 +38,7 @@ def as_events(x, y, t, p) -> np.ndarray:
 
 
 def _fail(source: str, field: str, i: int, what: str) -> None:
-    raise ValueError(f"{source}: invalid events: field {field!r} {what} (first at index {i})")
+    raise ValueError(f"{source}: invalid events: field {field!r} at index {i} (the first bad one) {what}")
 
 
 def _first(mask: np.ndarray) -> int | None:
@@ -87,7 +87,8 @@ def check_event_columns(
     tt = cols["t"]
     if len(tt) == 0:
         return
-    i = _first(np.abs(tt.astype(np.float64)) > T_LIMIT_US)
+    lim = T_LIMIT_US if tt.dtype.kind != "u" else np.uint64(T_LIMIT_US)
+    i = _first((tt > lim) | (tt < -T_LIMIT_US) if tt.dtype.kind != "u" else tt > lim)
     if i is not None:
         _fail(source, "t", i, f"is outside +-2**62 microseconds ({tt[i]})")
     if sensor_size is not None:

@@ -142,6 +142,10 @@ class _EventFolder(Dataset):
             ev = self._read(path)
         except ImportError:
             raise
+        except ValueError as e:
+            if str(path) in str(e):  # already names the file (the event checks): keep it as it is
+                raise
+            raise ValueError(f"{self.name}: cannot read {path}: {e}") from e
         except Exception as e:
             raise ValueError(f"{self.name}: cannot read {path}: {e}") from e
         if len(ev) == 0:
@@ -296,8 +300,8 @@ def read_cifar10dvs_aedat(path) -> np.ndarray:
     if high.any():
         i = int(np.flatnonzero(high)[0])
         raise ValueError(
-            f"{path}: invalid events: field 'address' has bits 16-31 set ({int(addr[i]):#010x}; a DVS128 "
-            f"address has 16 bits) (first at index {i}): not a CIFAR10-DVS event stream"
+            f"{path}: invalid events: field 'address' at index {i} (the first bad one) has bits 16-31 set "
+            f"({int(addr[i]):#010x}; a DVS128 address has 16 bits): not a CIFAR10-DVS event stream"
         )
     if len(t) > 1:
         wraps = np.diff(t) < -(2**31)
