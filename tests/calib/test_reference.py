@@ -168,3 +168,51 @@ def test_missing_or_extra_key_fails_naming_it_and_loads_nothing(tmp_path):
         load_reference_checkpoint(
             resnet20(num_classes=10, L=4), tmp_path / "e.pth", "qcfs", ignore=["*.se.*"]
         )
+
+
+def _mnist_resnet20_reference(tmp_path):
+    """A ResNet-20 checkpoint in the QCFS format (bare state_dict, the reference's key names) for 1-channel
+    28x28 MNIST-5k with 10 classes, and a config that builds our ResNet-20 for it."""
+    ref = reference_state("cifar100_resnet20")
+    ref["conv1.0.weight"] = torch.randn(16, 1, 3, 3)
+    ref["fc.weight"], ref["fc.bias"] = torch.randn(10, 64) * 0.1, torch.zeros(10)
+    for k in ref:
+        if k.endswith(".up"):
+            ref[k] = torch.tensor([2.0])
+    path = write_reference(tmp_path / "resnet20.pth", "cifar100_resnet20", ref)
+    cfg = {
+        "name": "mnist_resnet20",
+        "data": {"name": "mnist5k", "split_seed": 0},
+        "model": {"name": "resnet20", "num_classes": 10, "in_channels": 1, "L": 4},
+        "calib": {"T": [2], "rho": 4, "batch_size": 500, "max_batches": 1},
+        "train": {"out": str(tmp_path / "run"), "epochs": 1, "batch_size": 64, "lr": 0.05, "seed": 0},
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    return path, tmp_path / "cfg.yaml"
+
+
+def test_cli_eval_from_reference(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    path, cfg = _mnist_resnet20_reference(tmp_path)
+    exe = str(Path(sys.executable).parent / "sj-calib")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    args = [exe, "eval", "--config", str(cfg), "--from-reference", str(path), "--out", str(tmp_path / "eval")]
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert res["checkpoint"] == str(path) and res["test"]["n"] > 0
+
+
+def test_recipe_hook_is_a_usage_error_naming_the_key(tmp_path):
+    from sj_calib.recipe import RECIPE
+    from sj_common.config import UsageError
+
+    path, _ = _mnist_resnet20_reference(tmp_path)
+    with pytest.raises(UsageError, match=r"(?s)--from-reference: .*fc\.weight: file \(10, 64\), ours \(7, 64\)"):
+        RECIPE.load_reference(resnet20(num_classes=7, in_channels=1, L=4), path)
+    model = RECIPE.load_reference(resnet20(num_classes=10, in_channels=1, L=4), path)
+    assert model.layers[0].act.threshold.item() == 2.0

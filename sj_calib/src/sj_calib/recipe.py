@@ -297,5 +297,20 @@ class CalibRecipe(Recipe):
                 q.threshold.data.fill_(cfg.model.init_threshold)
         return model
 
+    def load_reference(self, model: nn.Module, path: str | Path, source: str | None = None) -> nn.Module:
+        """An authors' QCFS / COS ANN (``torch.save(model.state_dict())``, ``module.`` stripped) -> ``model``.
+
+        :func:`sj_common.reference.load_reference_checkpoint` with ``source='qcfs'``: ``up`` -> each QCFS
+        ``threshold``, VGG conv biases folded into the BN running means; ``L`` is not in the file, it is
+        ``model.L`` of the config. Anything that does not fit is one usage error naming the keys.
+        """
+        from sj_common.reference import ReferenceCheckpointError, load_reference_checkpoint
+
+        try:
+            load_reference_checkpoint(model, path, source=source or "qcfs")
+        except (ReferenceCheckpointError, FileNotFoundError) as e:
+            raise UsageError(f"--from-reference: {e}") from e
+        return model
+
 
 RECIPE = CalibRecipe()
