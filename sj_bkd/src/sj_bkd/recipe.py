@@ -1,71 +1,139 @@
-"""A run described by one config dict: data, teacher, student, distillation, engine settings.
+"""The sj-bkd recipe: (train the ANN teacher, then) distil a SpikingJelly student, from one typed config.
 
-Used by the CLI (``sj-bkd train``), the demo and the notebook. The config layout (YAML)::
+Config sections (the YAML files in ``sj_bkd/configs``):
 
-    data:    {name, T, teacher_T, val_fraction, train_subset, teacher_train_subset, subset_seed,
-              image_size, teacher_input_size, ...}
-             train_subset limits the STUDENT's training images (a count, or a ratio <= 1; stratified,
-             seeded by subset_seed, or by the run's seed when it is absent); the teacher (``--teacher train``) trains on teacher_train_subset, default the
-             whole train split. Val and test are shared.
-    student: {name, layer, layers, kwargs}
-    teacher: {name, layer, layers, kind, weights, kwargs, interpolation, train: {TrainConfig keys}}
-             layer: the tapped layer of the single-layer feature modes (default: the model's, e.g. layer4);
-             layers: distill.mode lasnn only, equally long lists of stages matched pairwise at the same
-             resolution (e.g. [layer1, layer2, layer3, layer4] for both); without them lasnn uses
-             the single `layer` pair (and equals kdsnn, with a warning). Other modes ignore `layers`.
-    distill: {mode, alpha, lam, use_clip, tau, beta, kd_tau}
-             mode: none | kd | wsld | bkd | mixed | kdsnn | lasnn (sj_bkd.distill.MODES)
-    train:   {TrainConfig keys: epochs, batch_size, lr, optimizer, weight_decay, scheduler, ...}
-    reference: {anything of the paper's recipe that this package records but does not apply}
+* ``data`` (:class:`BkdData`): the data set, ``T``, subsets (``train_subset`` limits the STUDENT's training
+  images, a count or a ratio <= 1, stratified, seeded by ``subset_seed`` or else the run's seed; the
+  teacher trains on ``teacher_train_subset``, default the whole train split; val and test are shared);
+* ``student`` / ``teacher`` (:class:`BkdStudent` / :class:`BkdTeacher`): a model of
+  :func:`sj_bkd.create_model` with its ``kwargs``, the tapped ``layer`` (``layers`` for mode lasnn); the
+  teacher's ``stage`` (``load`` its ``weights``, or ``train`` it first) and its ``train`` section
+  (TrainConfig keys; those it leaves out are the student's);
+* ``distill`` (:data:`BkdDistill`, derived from :class:`~sj_bkd.distill.DistillationModel`'s signature, so
+  its defaults are the model's): mode none | kd | wsld | bkd | mixed | kdsnn | lasnn, alpha, lam, ...;
+* ``train`` (:class:`sj_common.engine.TrainConfig`) for the student;
+* ``reference`` (recorded, not applied) and ``study`` (read by ``examples/bkd_table.py``).
+
+The run folder holds ``teacher/`` (``best.pt`` and the bare ``teacher.pt``) and ``student/``.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import importlib.resources
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
-from torch.utils.data import Dataset, Subset
+from sj_common.config import ConfigError, UsageError, section_from
+from sj_common.engine import TrainConfig
+from sj_common.recipe import Data, Flag, Recipe, fit_model
+from torch import nn
+from torch.utils.data import Dataset
 
-from .distill import DistillationModel, distill_step
+from .distill import DistillationModel, distill_step, student_input
 from .models import STUDENTS, TEACHERS, create_model
 
-__all__ = ["load_config", "list_configs", "build_data", "train_teacher", "train_student", "run"]
+__all__ = [
+    "BkdData",
+    "BkdStudent",
+    "BkdTeacher",
+    "BkdDistill",
+    "BkdConfig",
+    "BkdRecipe",
+    "RECIPE",
+    "build_data",
+    "train_teacher",
+    "train_student",
+    "build_distillation_model",
+]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def list_configs() -> list[str]:
-    return sorted(
-        p.name[:-5] for p in importlib.resources.files("sj_bkd.configs").iterdir() if p.name.endswith(".yaml")
-    )
+@dataclass
+class RandAugmentOptions:
+    """torchvision ``RandAugment(num_ops=n, magnitude=m)``."""
+
+    n: int = 1
+    m: int = 9
 
 
-def load_config(name_or_path: str | Path) -> dict:
-    """A YAML file, or a bare name of a packaged config (``'mnist5k'``, ``'imagenet_sew18_r18'`` ...)."""
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.is_file():
-            raise FileNotFoundError(f"--config: no file {str(p)!r}")
-        text = p.read_text()
-    else:
-        res = importlib.resources.files("sj_bkd.configs") / f"{name_or_path}.yaml"
-        if not res.is_file():
-            raise FileNotFoundError(
-                f"--config: {name_or_path!r} is neither a file nor a packaged config {list_configs()}"
-            )
-        text = res.read_text()
-    cfg = yaml.safe_load(text) or {}
-    for key in ("data", "student", "train"):
-        if key not in cfg:
-            raise ValueError(f"--config: {name_or_path}: missing section {key!r}")
-    return cfg
+@dataclass
+class BkdData:
+    """``name``: ``mnist5k`` (embedded), an event data set of ``sj_common.data.event_dataset`` (frames,
+    ``size``; ``teacher_T`` frames for an SNN teacher) or a static one of ``static_dataset`` (``image_size``,
+    ``randaugment``, ``reprob``); ``val_fraction`` carves val from train (0: no val); ``*_subset``: a count,
+    or a ratio <= 1; ``teacher_input_size``: the teacher sees the input resized to this."""
+
+    T: int
+    name: str = "mnist5k"
+    teacher_T: int | None = None
+    size: int | None = None
+    image_size: int = 32
+    val_fraction: float = 0.0
+    train_subset: int | float | None = None
+    teacher_train_subset: int | float | None = None
+    val_subset: int | float | None = None
+    test_subset: int | float | None = None
+    subset_seed: int | None = None
+    teacher_input_size: int | None = None
+    randaugment: RandAugmentOptions | None = None
+    reprob: float = 0.0
+
+
+@dataclass
+class BkdStudent:
+    """A student of :data:`sj_bkd.models.STUDENTS`; ``layer``: the tapped layer (default: the model's)."""
+
+    name: str = "sew_tiny"
+    layer: str | None = None
+    layers: list[str] | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BkdTeacher:
+    """The teacher: ``stage`` ``load`` (its ``weights``, a local file) or ``train`` (first, with ``train``);
+    ``kind``: ``cnn`` | ``vit`` (default: the model's); ``weights_hint``: what file ``weights`` expects."""
+
+    name: str | None = None
+    stage: str = "load"
+    layer: str | None = None
+    layers: list[str] | None = None
+    kind: str | None = None
+    weights: str | None = None
+    weights_hint: str | None = None
+    interpolation: str = "bilinear"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("load", "train"):
+            raise ValueError(f"stage: expected 'load' or 'train', got {self.stage!r}")
+
+
+BkdDistill = section_from(
+    "BkdDistill",
+    (DistillationModel, ["mode", "alpha", "lam", "use_clip", "tau", "beta", "kd_tau"]),
+    doc="Distillation options: DistillationModel's (mode, alpha, lam, use_clip, tau, beta, kd_tau).",
+)
+
+
+@dataclass
+class BkdConfig:
+    """The whole sj-bkd config (one YAML file)."""
+
+    train: TrainConfig
+    data: BkdData
+    student: BkdStudent
+    name: str = ""
+    teacher: BkdTeacher = field(default_factory=BkdTeacher)
+    distill: BkdDistill = field(default_factory=BkdDistill)  # type: ignore[valid-type]
+    reference: dict[str, Any] = field(default_factory=dict)
+    study: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -73,8 +141,8 @@ def load_config(name_or_path: str | Path) -> dict:
 # ---------------------------------------------------------------------------------------------------
 
 
-class _Zip(Dataset):
-    """(x_student, x_teacher, y) from two framings of the same event samples (student T, teacher T')."""
+class PairedFrames(Dataset):
+    """``(x_student, x_teacher, y)`` from two framings of the same event samples (student T, teacher T')."""
 
     def __init__(self, a: Dataset, b: Dataset) -> None:
         if len(a) != len(b) or not np.array_equal(a.targets, b.targets):
@@ -89,204 +157,194 @@ class _Zip(Dataset):
         return xa, xb, y
 
 
-def _subset(ds: Dataset, idx) -> Dataset:
-    sub = Subset(ds, np.asarray(idx))
-    sub.targets = np.asarray(ds.targets)[np.asarray(idx)]
-    sub.classes = getattr(ds, "classes", None)
-    return sub
-
-
-def _static_transforms(data: dict, train: bool):
+def _static_transforms(data: BkdData, train: bool):
     from torchvision import transforms as T
 
-    name = data["name"]
     norm = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    if name == "imagenet":
+    if data.name == "imagenet":
         if train:
             return T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), *norm])
         return T.Compose([T.Resize(256), T.CenterCrop(224), *norm])
-    size = data.get("image_size", 32)
-    if train:
-        aug = [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()]
-        if data.get("randaugment"):
-            aug.append(
-                T.RandAugment(
-                    num_ops=data["randaugment"].get("n", 1), magnitude=data["randaugment"].get("m", 9)
-                )
-            )
-        tail = [T.RandomErasing(p=data["reprob"])] if data.get("reprob") else []
-        return T.Compose([*aug, *norm, *tail])
-    return T.Compose(norm)
+    if not train:
+        return T.Compose(norm)
+    aug = [T.RandomCrop(data.image_size, padding=4), T.RandomHorizontalFlip()]
+    if data.randaugment:
+        aug.append(T.RandAugment(num_ops=data.randaugment.n, magnitude=data.randaugment.m))
+    tail = [T.RandomErasing(p=data.reprob)] if data.reprob else []
+    return T.Compose([*aug, *norm, *tail])
 
 
-def build_data(
-    cfg: dict, data_root: str | None = None, seed: int = 0, *, role: str = "student"
-) -> tuple[Dataset, Dataset | None, Dataset, int]:
-    """(train, val, test, num_classes) for ``cfg['data']``. Val is carved from train (``val_fraction``),
-    never from test; MNIST-5k has its own val split.
-
-    ``role='student'`` limits train to ``data.train_subset``; ``role='teacher'`` to
+def build_data(cfg: BkdConfig, data_root: str | None = None, *, role: str = "student") -> Data:
+    """The splits for ``cfg.data``. Val is carved from train (``val_fraction``), never from test; MNIST-5k
+    has its own val split. ``role='student'`` limits train to ``data.train_subset``, ``role='teacher'`` to
     ``data.teacher_train_subset`` (default: all of it), so that a teacher trained on the full split can
-    teach a student that sees only a few images.
-    """
+    teach a student that sees only a few images. Seeds: ``cfg.train.seed`` (or ``data.subset_seed``)."""
+    from sj_common.data import Subset, stratified_subset
+
     if role not in ("student", "teacher"):
         raise ValueError(f"role: expected 'student' or 'teacher', got {role!r}")
-    data = cfg["data"]
-    name = data["name"]
-    if name == "mnist5k":
+    d, seed = cfg.data, cfg.train.seed
+    sequence = False
+    if d.name == "mnist5k":
         from sj_common.data import MNIST5k
 
         train, val, test = MNIST5k("train"), MNIST5k("val"), MNIST5k("test")
-        num_classes = 10
     else:
         if not data_root:
-            raise ValueError(
-                f"--data-root: the {name!r} config needs a local data folder (nothing is downloaded)"
+            raise UsageError(
+                f"--data-root: the {d.name!r} config needs a local data folder (nothing is downloaded)"
             )
-        if name in ("cifar10dvs",):
+        from sj_common.data import STATIC_DATASETS
+
+        if d.name not in STATIC_DATASETS:  # an event data set: frame sequences [T, ...]
             from sj_common.data import event_dataset
 
-            kw = {"size": data.get("size")} if data.get("size") else {}
+            sequence = True
+            kw = {"size": d.size} if d.size else {}
 
             def frames(split):
-                ds = event_dataset(name, data_root, split, T=data["T"], **kw)
-                if data.get("teacher_T"):
-                    ds = _Zip(ds, event_dataset(name, data_root, split, T=data["teacher_T"], **kw))
+                ds = event_dataset(d.name, data_root, split, T=d.T, **kw)
+                if d.teacher_T:
+                    ds = PairedFrames(ds, event_dataset(d.name, data_root, split, T=d.teacher_T, **kw))
                 return ds
 
             train, test = frames("train"), frames("test")
         else:
             from sj_common.data import static_dataset
 
-            test_split = "val" if name == "imagenet" else "test"
-            train = static_dataset(name, data_root, "train", transform=_static_transforms(data, True))
-            test = static_dataset(name, data_root, test_split, transform=_static_transforms(data, False))
-        num_classes = int(np.max(train.targets)) + 1
+            test_split = "val" if d.name == "imagenet" else "test"
+            train = static_dataset(d.name, data_root, "train", transform=_static_transforms(d, True))
+            test = static_dataset(d.name, data_root, test_split, transform=_static_transforms(d, False))
         val = None
-        if data.get("val_fraction"):
-            from sj_common.data import stratified_subset
-
-            vidx = stratified_subset(train.targets, data["val_fraction"], seed=seed)
+        if d.val_fraction:
+            vidx = stratified_subset(train.targets, d.val_fraction, seed=seed)
             tidx = np.setdiff1d(np.arange(len(train)), vidx)
-            # val from the train images, with the train transforms (a plain carve-out; document it)
-            train, val = _subset(train, tidx), _subset(train, vidx)
-    # smaller splits (stratified, seeded): fewer training images, or quick smoke runs of val/test
-    from sj_common.data import stratified_subset
+            # val from the train images, with the train transforms (a plain carve-out)
+            train, val = Subset(train, tidx), Subset(train, vidx)
+    num_classes = int(np.max(train.targets)) + 1
 
     def shrink(ds, n, s=seed):
         if not n or ds is None:
             return ds
         ratio = n / len(ds) if n > 1 else n
-        return _subset(ds, stratified_subset(ds.targets, min(ratio, 1.0), seed=s))
+        return Subset(ds, stratified_subset(ds.targets, min(ratio, 1.0), seed=s))
 
     # the training subset may have its own seed (data.subset_seed), so that runs with different training
     # seeds share one subset: the seed then varies the training only, not the data
-    subset_seed = seed if data.get("subset_seed") is None else int(data["subset_seed"])
-    train = shrink(
-        train, data.get("train_subset" if role == "student" else "teacher_train_subset"), subset_seed
+    subset_seed = seed if d.subset_seed is None else d.subset_seed
+    train = shrink(train, d.train_subset if role == "student" else d.teacher_train_subset, subset_seed)
+    return Data(
+        train,
+        shrink(val, d.val_subset),
+        shrink(test, d.test_subset),
+        num_classes=num_classes,
+        sequence_input=sequence,
     )
-    val = shrink(val, data.get("val_subset"))
-    test = shrink(test, data.get("test_subset"))
-    return train, val, test, num_classes
 
 
 # ---------------------------------------------------------------------------------------------------
-# Teacher and student runs
+# Teacher
 # ---------------------------------------------------------------------------------------------------
 
 
-def _train_config(section: dict, out: Path, overrides: dict) -> Any:
-    from sj_common.engine import TrainConfig
+class RepeatedInput(nn.Module):
+    """An SNN teacher trained as a classifier: input repeated / framed to ``[T, B, ...]``, logits averaged
+    over T (``[B, K]``)."""
 
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(section) - names)
-    if unknown:
-        raise ValueError(f"train: unknown TrainConfig keys {unknown}; expected some of {sorted(names)}")
-    kw = {**section, **{k: v for k, v in overrides.items() if v is not None and k in names}}
-    kw["out"] = str(out)
-    return TrainConfig(**kw)
+    def __init__(self, net: nn.Module, T: int, sequence_input: bool) -> None:
+        super().__init__()
+        self.net, self.T, self.sequence_input = net, T, sequence_input
 
-
-def _teacher_is_spiking(cfg: dict) -> bool:
-    return cfg["teacher"]["name"] in STUDENTS
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(student_input(x, self.T, self.sequence_input)).mean(0)
 
 
-def train_teacher(cfg: dict, data, out: Path, overrides: dict | None = None) -> tuple[Path, dict]:
-    """Train the teacher with the shared engine; returns (path of best.pt, results)."""
-    from sj_common.engine import classification_step, fit, seed_everything
+class ResizedInput(nn.Module):
+    """A teacher that sees its input resized to ``size`` (``[B, C, H, W]`` -> ``[B, C, size, size]``)."""
 
-    train, val, test, num_classes = data
-    tcfg = cfg["teacher"]
-    weights = tcfg.get("weights")  # fine-tune from these when given
-    config = _train_config(tcfg.get("train", cfg["train"]), out, overrides or {})
-    seed_everything(config.seed)  # a seeded initialisation (fit seeds only the training that follows)
-    model = create_model(
-        tcfg["name"], num_classes=num_classes, weights=weights, frozen=False, **tcfg.get("kwargs", {})
-    )
-    spiking = _teacher_is_spiking(cfg)
-    if spiking:
-        from .distill import student_input
+    def __init__(self, net: nn.Module, size: int, mode: str = "bilinear") -> None:
+        super().__init__()
+        self.net, self.size, self.mode = net, size, mode
 
-        teacher_T = cfg["data"].get("teacher_T") or cfg["data"]["T"]
-        seq = cfg["data"]["name"] == "cifar10dvs"
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(nn.functional.interpolate(x, size=self.size, mode=self.mode, align_corners=False))
 
-        class _Seq(torch.nn.Module):  # static input -> repeated T times, for an SNN teacher
-            def __init__(self, net):
-                super().__init__()
-                self.net = net
 
-            def forward(self, x):
-                return self.net(student_input(x, teacher_T, seq)).mean(0)
+def _teacher_is_spiking(cfg: BkdConfig) -> bool:
+    return cfg.teacher.name in STUDENTS
 
-        model = _Seq(model)
-        if data[0] is not None and isinstance(train, _Zip):
-            raise NotImplementedError(
-                "--teacher train on paired frames: train the SNN teacher on its own frames first"
-            )
-    size = cfg["data"].get("teacher_input_size")
-    if size:
-        interp = tcfg.get("interpolation", "bilinear")
 
-        class _Resize(torch.nn.Module):
-            def __init__(self, net):
-                super().__init__()
-                self.net = net
+def train_teacher(cfg: BkdConfig, data: Data) -> tuple[Path, dict]:
+    """Train the teacher (``cfg.teacher.train``) with the shared engine; returns ``(teacher.pt, results)``.
 
-            def forward(self, x):
-                return self.net(
-                    torch.nn.functional.interpolate(x, size=size, mode=interp, align_corners=False)
-                )
+    ``teacher.pt`` holds the bare teacher's state dict (without the input wrappers), for ``teacher.weights``.
+    """
+    from sj_common.engine import classification_step, load_checkpoint
 
-        model = _Resize(model)
-    res = fit(model, train, val, test, config=config, step=classification_step(False))
-    best = out / "best.pt"
-    # store the bare teacher's weights (without the wrappers) for --teacher-weights
-    ckpt = torch.load(best, map_location="cpu", weights_only=True)["model"]
-    prefix = "net." * (bool(spiking) + bool(size))
-    torch.save({k[len(prefix) :]: v for k, v in ckpt.items()}, out / "teacher.pt")
+    t = cfg.teacher
+    if t.train is None or t.name is None:
+        raise ConfigError("teacher: --teacher train needs teacher.name and teacher.train")
+    if isinstance(data.train, PairedFrames):
+        raise UsageError(
+            "--teacher train on paired frames (data.teacher_T): train the SNN teacher on its own frames first"
+        )
+    holder: dict[str, nn.Module] = {}
+
+    def build() -> nn.Module:
+        teacher = create_model(
+            t.name, num_classes=data.num_classes, weights=t.weights, frozen=False, **t.kwargs
+        )
+        holder["teacher"] = teacher
+        model = teacher
+        if _teacher_is_spiking(cfg):
+            model = RepeatedInput(model, cfg.data.teacher_T or cfg.data.T, data.sequence_input)
+        if cfg.data.teacher_input_size:
+            model = ResizedInput(model, cfg.data.teacher_input_size, t.interpolation)
+        return model
+
+    model, res = fit_model(build, data, t.train, step=classification_step(False))
+    out = Path(t.train.out)
+    load_checkpoint(out / "best.pt", model)  # the best epoch, into the wrappers and so into the teacher
+    torch.save(holder["teacher"].state_dict(), out / "teacher.pt")
     return out / "teacher.pt", res
 
 
-def build_distillation_model(cfg: dict, num_classes: int, example_x: torch.Tensor, teacher_weights=None):
-    s, d = cfg["student"], cfg.get("distill", {"mode": "none"})
-    student = create_model(s["name"], num_classes=num_classes, **s.get("kwargs", {}))
-    mode = d.get("mode", "mixed")
+# ---------------------------------------------------------------------------------------------------
+# Student
+# ---------------------------------------------------------------------------------------------------
+
+
+def build_distillation_model(
+    cfg: BkdConfig,
+    data: Data,
+    teacher_weights: str | Path | None = None,
+    *,
+    require_teacher_weights: bool = True,
+) -> DistillationModel:
+    """Student (+ frozen teacher with ``teacher_weights`` or ``teacher.weights``) + distillation head.
+
+    ``require_teacher_weights=False`` builds a randomly initialised teacher when no weights are given (only
+    to load a whole trained checkpoint into)."""
+    s, t, d = cfg.student, cfg.teacher, cfg.distill
+    x0 = data.train[0][0]
+    example = x0.unsqueeze(0).repeat(2, *([1] * x0.dim()))
+    student = create_model(s.name, num_classes=data.num_classes, **s.kwargs)
     teacher = None
-    if mode != "none":
-        t = cfg["teacher"]
+    if d.mode != "none":
+        if t.name is None:
+            raise ConfigError(f"teacher.name: distill.mode {d.mode!r} needs a teacher")
         teacher = create_model(
-            t["name"],
-            num_classes=num_classes,
-            weights=teacher_weights or t.get("weights"),
-            require_weights=True,
+            t.name,
+            num_classes=data.num_classes,
+            weights=teacher_weights or t.weights,
+            require_weights=require_teacher_weights,
             frozen=True,
-            **t.get("kwargs", {}),
+            **t.kwargs,
         )
-    t = cfg.get("teacher", {})
-    kind = t.get("kind") or (TEACHERS[t["name"]][2] if t.get("name") in TEACHERS else "cnn")
+    kind = t.kind or (TEACHERS[t.name][2] if t.name in TEACHERS else "cnn")
     student_layers = teacher_layers = None
-    if mode == "lasnn":
-        student_layers, teacher_layers = s.get("layers"), t.get("layers")
+    if d.mode == "lasnn":
+        student_layers, teacher_layers = s.layers, t.layers
         if student_layers is None and teacher_layers is None:
             warnings.warn(
                 "student.layers/teacher.layers: not set, so mode 'lasnn' distils the single "
@@ -295,74 +353,151 @@ def build_distillation_model(cfg: dict, num_classes: int, example_x: torch.Tenso
             )
         elif student_layers is None or teacher_layers is None:
             missing = "student.layers" if student_layers is None else "teacher.layers"
-            raise ValueError(
+            raise ConfigError(
                 f"{missing}: mode 'lasnn' needs both student.layers and teacher.layers, got None"
             )
     return DistillationModel(
         student,
         teacher,
-        T=cfg["data"]["T"],
-        mode=mode,
-        student_layer=s.get("layer") or STUDENTS[s["name"]][1],
-        teacher_layer=t.get("layer") or (TEACHERS[t["name"]][1] if t.get("name") in TEACHERS else None),
+        T=cfg.data.T,
+        mode=d.mode,
+        student_layer=s.layer or STUDENTS[s.name][1],
+        teacher_layer=t.layer or (TEACHERS[t.name][1] if t.name in TEACHERS else None),
         student_layers=student_layers,
         teacher_layers=teacher_layers,
-        example_input=example_x,
+        example_input=example,
         teacher_kind=kind,
-        alpha=d.get("alpha"),
-        lam=d.get("lam", 0.15),
-        use_clip=d.get("use_clip", False),
-        tau=d.get("tau", 2.0),
-        beta=d.get("beta", 1.0),
-        kd_tau=d.get("kd_tau", 4.0),
-        sequence_input=cfg["data"]["name"] == "cifar10dvs",
-        teacher_input_size=cfg["data"].get("teacher_input_size"),
-        teacher_interpolation=t.get("interpolation", "bilinear"),
-        teacher_T=cfg["data"].get("teacher_T") if _teacher_is_spiking(cfg) else None,
+        alpha=d.alpha,
+        lam=d.lam,
+        use_clip=d.use_clip,
+        tau=d.tau,
+        beta=d.beta,
+        kd_tau=d.kd_tau,
+        sequence_input=data.sequence_input,
+        teacher_input_size=cfg.data.teacher_input_size,
+        teacher_interpolation=t.interpolation,
+        teacher_T=cfg.data.teacher_T if _teacher_is_spiking(cfg) else None,
     )
 
 
-def train_student(cfg: dict, data, out: Path, teacher_weights=None, overrides: dict | None = None) -> dict:
-    """Distil (or, with ``distill.mode: none``, plainly train) the student; returns the engine's results."""
-    from sj_common.engine import fit, seed_everything
-
-    train, val, test, num_classes = data
-    example = train[0][0].unsqueeze(0).repeat(2, *([1] * train[0][0].dim()))
-    config = _train_config(cfg["train"], out, overrides or {})
-    seed_everything(config.seed)  # seeded student and head initialisation (fit seeds only the training)
-    model = build_distillation_model(cfg, num_classes, example, teacher_weights)
-    extra = {"bkd": {k: cfg.get(k) for k in ("data", "student", "teacher", "distill")}}
-    return fit(model, train, val, test, config=config, step=distill_step, extra_results=extra)
-
-
-def run(
-    cfg: dict, out: Path, *, teacher: str = "load", teacher_weights=None, data_root=None, overrides=None
+def train_student(
+    cfg: BkdConfig, data: Data, teacher_weights: str | Path | None = None, *, prepare=None
 ) -> dict:
-    """The whole recipe: optionally train the teacher, then the student. Returns ``{'teacher', 'student'}``."""
-    cfg = copy.deepcopy(cfg)
-    overrides = overrides or {}
-    seed = overrides.get("seed") if overrides.get("seed") is not None else cfg["train"].get("seed", 0)
-    unsupported = cfg.get("reference", {}).get("not_applied")
-    if unsupported:
-        warnings.warn(f"recorded but not applied by sj-bkd: {unsupported}", stacklevel=2)
-    data = build_data(cfg, data_root, seed)
-    result: dict[str, Any] = {}
-    mode = cfg.get("distill", {}).get("mode", "mixed")
-    if teacher == "train":
-        t_over = {
-            k: v
-            for k, v in overrides.items()
-            if k in ("seed", "device", "resume", "progress", "max_steps_per_epoch")
-        }
-        t_data = data
-        if cfg["data"].get("train_subset") != cfg["data"].get("teacher_train_subset"):
-            t_data = build_data(cfg, data_root, seed, role="teacher")
-        teacher_weights, result["teacher"] = train_teacher(cfg, t_data, out / "teacher", t_over)
-    elif teacher != "load":
-        raise ValueError(f"--teacher: expected 'load' or 'train', got {teacher!r}")
-    elif mode != "none" and not (teacher_weights or cfg.get("teacher", {}).get("weights")):
-        raise FileNotFoundError(
-            f"--teacher-weights: mode={mode!r} needs the teacher's weights (a local file), or --teacher train"
-        )
-    result["student"] = train_student(cfg, data, out / "student", teacher_weights, overrides)
-    return result
+    """Distil (or, with ``distill.mode: none``, plainly train) the student; returns the engine's results.
+
+    ``prepare(model)`` runs after the build (e.g. loading a reference checkpoint to fine-tune from)."""
+    _, res = fit_model(
+        lambda: build_distillation_model(cfg, data, teacher_weights),
+        data,
+        cfg.train,
+        step=distill_step,
+        extra_results=RECIPE.extra_results(cfg, data),
+        prepare=prepare,
+    )
+    return res
+
+
+class BkdRecipe(Recipe):
+    """Blurred knowledge distillation (BKDSNN, Xu et al., ECCV 2024) and its baselines."""
+
+    prog = "sj-bkd"
+    package = "sj_bkd"
+    description = (
+        "Train ANN teachers and distil SpikingJelly students (BKDSNN, Xu et al., ECCV 2024).\n\n"
+        "  sj-bkd train --config mnist5k --teacher train --out runs/bkd\n"
+        "  sj-bkd train --config imagenet_sew34_r34_mixed --data-root ~/imagenet --teacher-weights r34.pth"
+    )
+    config_type = BkdConfig
+    flags = (
+        Flag(
+            ("--teacher",),
+            "teacher.stage",
+            "load the teacher's weights, or train the ANN teacher first",
+            choices=("load", "train"),
+        ),
+        Flag(
+            ("--teacher-weights",),
+            "teacher.weights",
+            "local teacher checkpoint (.pt/.pth; .npz for timm ViTs)",
+        ),
+        Flag(("--teacher-epochs",), "teacher.train.epochs", "epochs of the teacher stage (--teacher train)"),
+        Flag(
+            ("--mode",),
+            "distill.mode",
+            "distillation mode",
+            choices=("none", "kd", "wsld", "bkd", "mixed", "kdsnn", "lasnn"),
+        ),
+    )
+
+    def default_out(self, config_name: str, raw: dict) -> str:
+        return f"runs/bkd/{config_name}"
+
+    def prepare_raw(self, raw: dict[str, Any], out: str) -> None:
+        """``<out>/student`` and ``<out>/teacher``; the teacher's train section defaults to the student's."""
+        train = dict(raw.get("train") or {})
+        train.pop("out", None)
+        raw["train"] = {**train, "out": str(Path(out) / "student")}
+        teacher = raw.get("teacher")
+        if isinstance(teacher, dict):
+            teacher["train"] = {**train, **(teacher.get("train") or {}), "out": str(Path(out) / "teacher")}
+
+    def check(self, cfg: BkdConfig) -> None:
+        if cfg.student.name not in STUDENTS:
+            raise ConfigError(f"student.name: expected one of {sorted(STUDENTS)}, got {cfg.student.name!r}")
+        if (
+            cfg.teacher.name is not None
+            and cfg.teacher.name not in TEACHERS
+            and cfg.teacher.name not in STUDENTS
+        ):
+            raise ConfigError(
+                f"teacher.name: expected one of {sorted(TEACHERS) + sorted(STUDENTS)}, got {cfg.teacher.name!r}"
+            )
+
+    def build_data(self, cfg: BkdConfig, *, data_root: str | None = None) -> Data:
+        return build_data(cfg, data_root)
+
+    def build_model(self, cfg: BkdConfig, data: Data) -> nn.Module:
+        """The DistillationModel to load a trained checkpoint into (``eval``): the checkpoint holds the
+        teacher too, so the teacher's weights file is optional here."""
+        return build_distillation_model(cfg, data, require_teacher_weights=False)
+
+    def build_step(self, cfg: BkdConfig, data: Data):
+        return distill_step
+
+    def extra_results(self, cfg: BkdConfig, data: Data) -> dict[str, Any]:
+        return {**super().extra_results(cfg, data), "sequence_input": data.sequence_input}
+
+    def train(self, cfg: BkdConfig, *, data_root=None, reference=None, reference_source=None) -> dict:
+        """The teacher stage (``teacher.stage: train``), then the student. Returns ``{"teacher"?, "student"}``."""
+        if cfg.teacher.stage == "load" and cfg.distill.mode != "none" and not cfg.teacher.weights:
+            raise UsageError(
+                f"--teacher-weights: mode={cfg.distill.mode!r} needs the teacher's weights (a local file), "
+                "or --teacher train"
+            )
+        if cfg.reference.get("not_applied"):
+            warnings.warn(f"recorded but not applied by sj-bkd: {cfg.reference['not_applied']}", stacklevel=2)
+        data = build_data(cfg, data_root)
+        result: dict[str, Any] = {}
+        if cfg.teacher.stage == "train":
+            t_data = data
+            if cfg.data.train_subset != cfg.data.teacher_train_subset:
+                t_data = build_data(cfg, data_root, role="teacher")
+            weights, result["teacher"] = train_teacher(cfg, t_data)
+            cfg = dataclasses.replace(cfg, teacher=dataclasses.replace(cfg.teacher, weights=str(weights)))
+        result["student"] = train_student(cfg, data, prepare=self._prepare(reference, reference_source))
+        return result
+
+    def summary(self, cfg: BkdConfig, results: dict) -> list[dict]:
+        outs = {"teacher": cfg.teacher.train.out if cfg.teacher.train else None, "student": cfg.train.out}
+        return [
+            {
+                "stage": k,
+                "best_val_acc1": v.get("best_val_acc1"),
+                "test_acc1": v.get("test_acc1"),
+                "out": outs[k],
+            }
+            for k, v in results.items()
+        ]
+
+
+RECIPE = BkdRecipe()

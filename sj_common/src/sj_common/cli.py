@@ -28,10 +28,8 @@ from .config import (
     Assignment,
     ConfigError,
     UsageError,
-    apply_assignments,
     available_configs,
     describe_type,
-    parse,
     parse_assignment,
 )
 
@@ -156,12 +154,8 @@ def _pre_parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def _load(recipe, config: str | None, out: str | None, assignments: Sequence[Assignment]):
-    """(parsed config, raw mapping after flags, where) for ``config`` with ``assignments`` applied."""
-    name = config or recipe.default_config
-    raw, where = recipe.load_raw(name)
-    recipe.prepare_raw(raw, recipe.resolve_out(name, raw, out))
-    raw, sources = apply_assignments(recipe.config_type, raw, assignments)
-    return parse(recipe.config_type, raw, where=where, sources=sources), where
+    """(parsed config, where) for ``config`` with ``assignments`` applied."""
+    return recipe.parse_config(config, assignments, out)
 
 
 def _add_common(s: argparse.ArgumentParser, recipe, cfg: Any, where: str) -> None:
@@ -362,7 +356,18 @@ def _list_configs(recipe) -> None:
         print(f"{n.ljust(width)}  {first}".rstrip())
 
 
+def _one_line_warnings(prog: str) -> None:
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {message}", file=sys.stderr if file is None else file)
+
+    warnings.showwarning = show
+
+
 def _run(recipe, argv: list[str]) -> int:
+    if "--debug" not in argv:
+        _one_line_warnings(recipe.prog)
     commands = {"train", "eval", "configs", *(s.name for s in recipe.stages)}
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in commands:
@@ -438,7 +443,7 @@ def main(recipe, argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         return _run(recipe, argv)
-    except (ConfigError, UsageError) as e:
+    except (ConfigError, UsageError, FileNotFoundError) as e:  # a file the user named is missing: usage
         if debug:
             raise
         print(f"{recipe.prog}: error: {e}", file=sys.stderr)

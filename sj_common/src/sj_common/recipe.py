@@ -150,7 +150,7 @@ class Recipe:
         return f"runs/{self.package.removeprefix('sj_')}_{config_name}"
 
     def prepare_raw(self, raw: dict[str, Any], out: str) -> None:
-        """Put the run folder into the raw config (before flags and ``--set``); bkd places two stages in it."""
+        """Put the run folder into the raw config (after flags and ``--set``); bkd places two stages in it."""
         raw.setdefault("train", {})
         if raw["train"] is None:
             raw["train"] = {}
@@ -168,6 +168,23 @@ class Recipe:
             return str(train["out"])
         return self.default_out(Path(str(name_or_path)).stem, raw)
 
+    def parse_config(
+        self, name_or_path: str | Path | None, assignments: Iterable[Assignment] = (), out: str | None = None
+    ) -> tuple[Any, str]:
+        """``(config, where)``: the YAML read, the assignments applied (checked against :attr:`config_type`),
+        the run folder placed (``out``, else the YAML's ``train.out``, else :meth:`default_out`), parsed.
+        Then :meth:`check` runs."""
+        name_or_path = name_or_path or self.default_config
+        raw, where = self.load_raw(name_or_path)
+        raw, sources = apply_assignments(self.config_type, raw, assignments)
+        self.prepare_raw(raw, self.resolve_out(name_or_path, raw, out))
+        cfg = parse(self.config_type, raw, where=where, sources=sources)
+        self.check(cfg)
+        return cfg, where
+
+    def check(self, cfg: Any) -> None:
+        """Checks across sections that need the method's code (raise ``ConfigError``); default none."""
+
     def config(
         self,
         name_or_path: str | Path | None = None,
@@ -176,13 +193,9 @@ class Recipe:
         out: str | None = None,
     ) -> Any:
         """Parse a config (packaged name or YAML file) with overrides ``{"train.epochs": 1}`` into its dataclass."""
-        name_or_path = name_or_path or self.default_config
-        raw, where = self.load_raw(name_or_path)
-        self.prepare_raw(raw, self.resolve_out(name_or_path, raw, out))
         if isinstance(overrides, Mapping):
             overrides = [Assignment(k, v, f"override {k}={v!r}") for k, v in overrides.items()]
-        raw, sources = apply_assignments(self.config_type, raw, overrides)
-        return parse(self.config_type, raw, where=where, sources=sources)
+        return self.parse_config(name_or_path, overrides, out)[0]
 
     # ---- the contract ------------------------------------------------------------------------------
     def build_data(self, cfg: Any, *, data_root: str | None = None) -> Data:

@@ -1,28 +1,37 @@
-"""One run of the method (or its event-only baseline) from a config: data, model, step, engine.
+"""The sj-transfer recipe: static-to-event transfer (or its event-only baseline) from one typed config.
 
-A config is a mapping with sections ``data``, ``model``, ``method`` and ``train`` (TrainConfig fields);
-the packaged YAML files in ``sj_transfer/configs/`` hold every hyperparameter of the spec. Used by the
-CLI (``sj-transfer train``), the demo and the notebook.
+Config sections (the YAML files in ``sj_transfer/configs/``): ``data`` (:class:`TransferData`), ``model``
+(:class:`TransferNet`), ``method`` (:data:`TransferMethod`, derived from the signatures of
+:class:`~sj_transfer.loss.DomainTransferLoss`, :func:`~sj_transfer.sampler.make_schedule` and
+:class:`~sj_transfer.train.TransferModel`, so its defaults are theirs) and ``train``
+(:class:`sj_common.engine.TrainConfig`). Used by ``sj-transfer``, the demo and the notebook::
 
-Data: ``data.event == "mnist5k"`` is the embedded default (MNIST-5k digits and their emulated event
-twins, ``sj_common.data.MNIST5k`` / ``MNIST5kEvents``, val split for model selection); otherwise the
-event and static sets come from ``--data-root`` through ``sj_common.data.event_dataset`` /
-``static_dataset`` (``data_root/<event>`` and ``data_root/<static>`` folders, or one root for both),
-with a seeded per-class validation split carved from the event training set (the reference picked the
-best epoch on the test set, spec appendix 6.11; we never do).
+    from sj_transfer.recipe import RECIPE
+    cfg = RECIPE.config("mnist5k", {"method.baseline": True, "train.epochs": 2})
+    results = RECIPE.train(cfg)
+
+Data: ``data.event == "mnist5k"`` is the embedded default (MNIST-5k digits and their emulated event twins,
+``sj_common.data.MNIST5k`` / ``MNIST5kEvents``, val split for model selection); otherwise the event and
+static sets come from ``--data-root`` through ``sj_common.data.event_dataset`` / ``static_dataset``
+(``data_root/<event>`` and ``data_root/<static>`` folders, or one root for both), with a seeded per-class
+validation split carved from the event training set (the reference picked the best epoch on the test set,
+spec appendix 6.11; we never do).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import tempfile
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from sj_common.config import UsageError, default_of, section_from
+from sj_common.data import PairedStaticEvent
+from sj_common.engine import TrainConfig
+from sj_common.recipe import Data, Flag, Recipe
 
 from .loss import DomainTransferLoss
 from .models import PAPER_CFG, SMALL_CFG, TransferVGGSNN
@@ -30,52 +39,95 @@ from .sampler import SlidingReplacement, make_schedule
 from .surrogate import QGateGrad, back_ei_gate_grad
 from .train import RandomCropFrames, TransferModel, transfer_step
 
-__all__ = ["run", "build_datasets", "build_model", "build_step", "check_config", "SECTIONS"]
+__all__ = ["TransferData", "TransferNet", "TransferMethod", "TransferConfig", "TransferRecipe", "RECIPE"]
 
-SECTIONS = ("data", "model", "method", "train")
-_DATA_KEYS = {
-    "event", "static", "T", "size", "train_ratio", "static_ratio", "use_hsv", "val_fraction",
-    "crop_padding", "split_seed", "num_classes", "subset_seed",
-}  # fmt: skip
-_MODEL_KEYS = {"cfg", "tau", "v_threshold", "surrogate", "surrogate_alpha"}
-_METHOD_KEYS = {
-    "alpha", "regularization", "coefficient_init", "tet", "tet_lambda", "mse_target", "sliding", "power",
-    "domain_loss", "event_bn_stats",
-}  # fmt: skip
+_ARCHS = {"paper": PAPER_CFG, "small": SMALL_CFG}
+_SURROGATES = {"qgategrad": QGateGrad, "rect": back_ei_gate_grad}
 
 
-def check_config(cfg: Mapping[str, Any]) -> None:
-    """Raise a ``ValueError`` naming any unknown section or key (typos must not pass silently)."""
-    extra = set(cfg) - set(SECTIONS) - {"name", "description", "seeds", "paper"}
-    if extra:
-        raise ValueError(f"config: unknown top-level keys {sorted(extra)}; expected {list(SECTIONS)}")
-    for sec, keys in (("data", _DATA_KEYS), ("model", _MODEL_KEYS), ("method", _METHOD_KEYS)):
-        bad = set(cfg.get(sec, {})) - keys
-        if bad:
-            raise ValueError(f"config.{sec}: unknown keys {sorted(bad)}; valid keys: {sorted(keys)}")
+@dataclass
+class TransferData:
+    """``event`` / ``static``: the paired data sets (``mnist5k`` is embedded); ``T`` frames of ``size`` x
+    ``size``; ``train_ratio``: fraction of event training samples per class (stratified, seeded by
+    ``subset_seed``, or by ``train.seed`` when it is null); ``static_ratio``: the same for the static set;
+    ``val_fraction``: event training samples held out for model selection (real data sets; mnist5k has its
+    own val split); ``crop_padding``: the event random crop's padding (null: ``size // 12``, the spec's);
+    ``num_classes``: checked against the data when given; ``cache_dir``: folder of the emulated-frame cache
+    of ``mnist5k`` (null: ``<system temp>/sj_cache``)."""
+
+    T: int
+    size: int
+    event: str = "mnist5k"
+    static: str = "mnist5k"
+    train_ratio: float = default_of(PairedStaticEvent, "train_ratio")
+    static_ratio: float = 1.0
+    use_hsv: bool = default_of(PairedStaticEvent, "use_hsv")
+    val_fraction: float = 0.1
+    crop_padding: int | None = None
+    split_seed: int = 0
+    num_classes: int | None = None
+    subset_seed: int | None = default_of(PairedStaticEvent, "subset_seed")
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.T < 1 or self.size < 1:
+            raise ValueError(f"T, size: expected integers >= 1, got T={self.T}, size={self.size}")
+        for name in ("train_ratio", "static_ratio"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: expected a fraction in (0, 1], got {getattr(self, name)!r}")
 
 
-class _Indexed(Dataset):
-    """A subset that keeps ``.targets`` and ``.classes`` (torch's ``Subset`` drops them)."""
+@dataclass
+class TransferNet:
+    """``cfg``: ``paper`` (the paper's VGG-SNN), ``small``, or a list of widths and ``P`` (pooling);
+    ``surrogate``: ``qgategrad`` (the paper's) or ``rect`` (N-Omniglot's); ``surrogate_alpha``: null for
+    the surrogate's own default."""
 
-    def __init__(self, base, indices):
-        self.base, self.indices = base, np.asarray(indices, dtype=np.int64)
-        self.targets = np.asarray(base.targets, dtype=np.int64)[self.indices]
-        self.classes = list(base.classes)
+    cfg: str | list[int | str] = "paper"
+    tau: float = default_of(TransferVGGSNN, "tau")
+    v_threshold: float = default_of(TransferVGGSNN, "v_threshold")
+    surrogate: str = "qgategrad"
+    surrogate_alpha: float | None = None
 
-    def __len__(self) -> int:
-        return len(self.indices)
+    def __post_init__(self) -> None:
+        if isinstance(self.cfg, str) and self.cfg not in _ARCHS:
+            raise ValueError(f"cfg: expected 'paper', 'small' or a list of widths and 'P', got {self.cfg!r}")
+        if self.surrogate not in _SURROGATES:
+            raise ValueError(f"surrogate: expected one of {sorted(_SURROGATES)}, got {self.surrogate!r}")
 
-    def __getitem__(self, i):
-        return self.base[int(self.indices[i])]
+
+TransferMethod = section_from(
+    "TransferMethod",
+    (
+        DomainTransferLoss,
+        ["alpha", "regularization", "coefficient_init", "tet", "tet_lambda", "mse_target", "domain_loss"],
+        {"coefficient_init": "init"},
+    ),
+    (make_schedule, ["power"]),
+    (TransferModel, ["baseline", "event_bn_stats"]),
+    extra=[("sliding", str, "sliding")],
+    doc="The method's hyperparameters: DomainTransferLoss, the sliding schedule ('sliding' | 'no_sliding' | "
+    "'none', power) and TransferModel (baseline: event data only; event_bn_stats).",
+)
+
+
+@dataclass
+class TransferConfig:
+    """The whole sj-transfer config (one YAML file)."""
+
+    train: TrainConfig
+    data: TransferData
+    name: str = ""
+    model: TransferNet = field(default_factory=TransferNet)
+    method: TransferMethod = field(default_factory=TransferMethod)  # type: ignore[valid-type]
 
 
 def _roots(data_root, event: str, static: str) -> tuple[Path, Path]:
     if data_root is None:
-        raise ValueError(f"data_root: data set {event!r} needs a local root (--data-root), got None")
+        raise UsageError(f"--data-root: data set {event!r} needs a local folder (nothing is downloaded)")
     root = Path(data_root)
     if not root.is_dir():
-        raise FileNotFoundError(f"data_root: expected an existing folder, got {str(root)!r}")
+        raise UsageError(f"--data-root: expected an existing folder, got {str(root)!r}")
     pick = {}
     for name in (event, static):
         sub = [root / name, root / name.lower(), root / name.upper()]
@@ -83,152 +135,154 @@ def _roots(data_root, event: str, static: str) -> tuple[Path, Path]:
     return pick[event], pick[static]
 
 
-def build_datasets(cfg: Mapping[str, Any], data_root=None, baseline: bool = False, seed: int = 0):
-    """``(train, val, test, num_classes)``. Train items: ``(static, event, y)`` or ``(event, y)`` (baseline).
+class TransferRecipe(Recipe):
+    """Static-to-event knowledge transfer (He et al., AAAI 2024), or its event-only baseline."""
 
-    The event training set is cut to ``data.train_ratio`` per class (stratified, seeded by
-    ``data.subset_seed``, or by the training ``seed`` when that key is absent or null); the baseline
-    trains on exactly the same event samples.
-    """
-    from sj_common import data as D
-
-    d = cfg["data"]
-    T, ratio = int(d["T"]), float(d.get("train_ratio", 1.0))
-    split_seed = int(d.get("split_seed", 0))
-    if d["event"] == "mnist5k":
-        event_train = D.MNIST5kEvents("train", T=T, seed=split_seed, cache_dir=_cache_dir())
-        val = D.MNIST5kEvents("val", T=T, seed=split_seed, cache_dir=_cache_dir())
-        test = D.MNIST5kEvents("test", T=T, seed=split_seed, cache_dir=_cache_dir())
-        # the emulator shows the 28x28 digit in the middle of a 34x34 sensor (as N-MNIST): pad, not resize,
-        # so that static and event digits have the same scale and position
-        pad = (event_train.sensor_size[0] - 28) // 2
-        static_train = D.MNIST5k("train", seed=split_seed, transform=partial(F.pad, pad=(pad,) * 4))
-        static_size = None
-    else:
-        event_root, static_root = _roots(data_root, d["event"], d["static"])
-        size = int(d["size"])
-        full = D.event_dataset(d["event"], event_root, "train", T=T, size=size)
-        test = D.event_dataset(d["event"], event_root, "test", T=T, size=size)
-        vf = float(d.get("val_fraction", 0.1))
-        tr_idx, va_idx = D.stratified_split(full.targets, [1.0 - vf, vf], seed=split_seed)
-        event_train, val = _Indexed(full, tr_idx), _Indexed(full, va_idx)
-        static_train = D.static_dataset(d["static"], static_root, "train")
-        static_size = size  # the spec resizes static images to the event frame size (48)
-    num_classes = len(event_train.classes)
-    if d.get("num_classes") not in (None, num_classes):
-        raise ValueError(
-            f"data.num_classes: config says {d['num_classes']}, the event data set has {num_classes}"
-        )
-    subset_seed = d.get("subset_seed")
-    subset_seed = seed if subset_seed is None else int(subset_seed)
-    if baseline:
-        train = _Indexed(event_train, D.stratified_subset(event_train.targets, ratio, seed=subset_seed))
-    else:
-        static = static_train
-        sr = float(d.get("static_ratio", 1.0))
-        if sr < 1.0:
-            static = _Indexed(static_train, D.stratified_subset(static_train.targets, sr, seed=seed))
-        train = D.PairedStaticEvent(
-            static,
-            event_train,
-            T=T,
-            train_ratio=ratio,
-            seed=seed,
-            subset_seed=subset_seed,
-            size=static_size,
-            use_hsv=bool(d.get("use_hsv", True)),
-        )
-    return train, val, test, num_classes
-
-
-def _cache_dir() -> str:
-    import os
-    import tempfile
-
-    return os.environ.get("SJ_CACHE_DIR", str(Path(tempfile.gettempdir()) / "sj_cache"))
-
-
-def build_model(cfg: Mapping[str, Any], num_classes: int, baseline: bool = False) -> TransferModel:
-    """The :class:`TransferModel` (network + loss with its coefficients) for the config."""
-    d, m, me = cfg["data"], cfg.get("model", {}), cfg.get("method", {})
-    arch = m.get("cfg", "paper")
-    arch = {"paper": PAPER_CFG, "small": SMALL_CFG}.get(arch, arch) if isinstance(arch, str) else arch
-    if isinstance(arch, str):
-        raise ValueError(f"model.cfg: expected 'paper', 'small' or a list of widths and 'P', got {arch!r}")
-    sg_name, sg_alpha = m.get("surrogate", "qgategrad"), float(m.get("surrogate_alpha", 2.0))
-    if sg_name == "qgategrad":
-        sg = QGateGrad(sg_alpha)
-    elif sg_name == "rect":
-        sg = back_ei_gate_grad(sg_alpha)
-    else:
-        raise ValueError(f"model.surrogate: expected 'qgategrad' or 'rect', got {sg_name!r}")
-    net = TransferVGGSNN(
-        num_classes,
-        in_channels=2,
-        image_size=int(d["size"]),
-        cfg=list(arch),
-        tau=float(m.get("tau", 2.0)),
-        v_threshold=float(m.get("v_threshold", 0.5)),
-        surrogate_function=sg,
-        static_head=not baseline,
+    prog = "sj-transfer"
+    package = "sj_transfer"
+    description = (
+        "Static-to-event knowledge transfer (He et al., AAAI 2024) or its event-only baseline.\n\n"
+        "  sj-transfer train --config mnist5k --out runs/transfer\n"
+        "  sj-transfer train --config mnist5k --baseline --out runs/baseline"
     )
-    reg = me.get("regularization", "learnable")
-    loss = DomainTransferLoss(
-        int(d["T"]),
-        alpha=float(me.get("alpha", 0.5)),
-        regularization="none" if baseline else reg,
-        tet=bool(me.get("tet", True)),
-        tet_lambda=float(me.get("tet_lambda", 1e-3)),
-        mse_target=float(me.get("mse_target", 0.5)),
-        init=float(me.get("coefficient_init", 1.0)),
-        domain_loss=bool(me.get("domain_loss", True)),
+    config_type = TransferConfig
+    flags = (
+        Flag(("--baseline",), "method.baseline", "train the same network on event data alone", const=True),
+        Flag(("--train-ratio",), "data.train_ratio", "fraction of event training samples per class"),
+        Flag(("--T",), "data.T", "time steps (frames per sample)", ("train", "eval")),
+        Flag(
+            ("--cache-dir",),
+            "data.cache_dir",
+            "folder of the emulated-frame cache (null: <system temp>/sj_cache)",
+            ("train", "eval"),
+        ),
     )
-    return TransferModel(net, loss, baseline=baseline, event_bn_stats=bool(me.get("event_bn_stats", False)))
+
+    def default_out(self, config_name: str, raw: dict) -> str:
+        kind = "baseline" if (raw.get("method") or {}).get("baseline") else "transfer"
+        return f"runs/{raw.get('name') or config_name}-{kind}"
+
+    def build_data(self, cfg: TransferConfig, *, data_root: str | None = None) -> Data:
+        """Train items: ``(static, event, y)``, or ``(event, y)`` for the baseline; val/test: ``(event, y)``.
+
+        The event training set is cut to ``data.train_ratio`` per class; the baseline trains on exactly the
+        same event samples as the transfer run.
+        """
+        from sj_common import data as D
+
+        d, seed, baseline = cfg.data, cfg.train.seed, cfg.method.baseline
+        if d.event == "mnist5k":
+            cache = d.cache_dir or str(Path(tempfile.gettempdir()) / "sj_cache")
+            event_train, val, test = (
+                D.MNIST5kEvents(s, T=d.T, seed=d.split_seed, cache_dir=cache)
+                for s in ("train", "val", "test")
+            )
+            # the emulator shows the 28x28 digit in the middle of a 34x34 sensor (as N-MNIST): pad, not resize,
+            # so that static and event digits have the same scale and position
+            pad = (event_train.sensor_size[0] - 28) // 2
+            static_train = D.MNIST5k("train", seed=d.split_seed, transform=partial(F.pad, pad=(pad,) * 4))
+            static_size = None
+        else:
+            event_root, static_root = _roots(data_root, d.event, d.static)
+            full = D.event_dataset(d.event, event_root, "train", T=d.T, size=d.size)
+            test = D.event_dataset(d.event, event_root, "test", T=d.T, size=d.size)
+            tr_idx, va_idx = D.stratified_split(
+                full.targets, [1.0 - d.val_fraction, d.val_fraction], seed=d.split_seed
+            )
+            event_train, val = D.Subset(full, tr_idx), D.Subset(full, va_idx)
+            static_train = D.static_dataset(d.static, static_root, "train")
+            static_size = d.size  # the spec resizes static images to the event frame size (48)
+        num_classes = len(event_train.classes)
+        if d.num_classes not in (None, num_classes):
+            raise UsageError(
+                f"data.num_classes: config says {d.num_classes}, the event data set has {num_classes}"
+            )
+        subset_seed = seed if d.subset_seed is None else d.subset_seed
+        if baseline:
+            train = D.Subset(
+                event_train, D.stratified_subset(event_train.targets, d.train_ratio, seed=subset_seed)
+            )
+        else:
+            static = static_train
+            if d.static_ratio < 1.0:
+                static = D.Subset(
+                    static_train, D.stratified_subset(static_train.targets, d.static_ratio, seed=seed)
+                )
+            train = PairedStaticEvent(
+                static,
+                event_train,
+                T=d.T,
+                train_ratio=d.train_ratio,
+                seed=seed,
+                subset_seed=subset_seed,
+                size=static_size,
+                use_hsv=d.use_hsv,
+            )
+        return Data(train, val, test, num_classes=num_classes, sequence_input=True)
+
+    def build_model(self, cfg: TransferConfig, data: Data) -> TransferModel:
+        """The :class:`TransferModel` (network + loss with its coefficients)."""
+        m, me, baseline = cfg.model, cfg.method, cfg.method.baseline
+        arch = _ARCHS[m.cfg] if isinstance(m.cfg, str) else m.cfg
+        make_sg = _SURROGATES[m.surrogate]
+        sg = make_sg() if m.surrogate_alpha is None else make_sg(m.surrogate_alpha)
+        net = TransferVGGSNN(
+            data.num_classes,
+            in_channels=2,
+            image_size=cfg.data.size,
+            cfg=list(arch),
+            tau=m.tau,
+            v_threshold=m.v_threshold,
+            surrogate_function=sg,
+            static_head=not baseline,
+        )
+        loss = DomainTransferLoss(
+            cfg.data.T,
+            alpha=me.alpha,
+            regularization="none" if baseline else me.regularization,
+            tet=me.tet,
+            tet_lambda=me.tet_lambda,
+            mse_target=me.mse_target,
+            init=me.coefficient_init,
+            domain_loss=me.domain_loss,
+        )
+        return TransferModel(net, loss, baseline=baseline, event_bn_stats=me.event_bn_stats)
+
+    def build_step(self, cfg: TransferConfig, data: Data):
+        """Frames resized to ``data.size`` (area for downsampling), event random crop, sliding replacement."""
+        size = cfg.data.size
+        pad = size // 12 if cfg.data.crop_padding is None else cfg.data.crop_padding
+        sliding = None
+        if not cfg.method.baseline:
+            sliding = SlidingReplacement(make_schedule(cfg.method.sliding, cfg.method.power))
+
+        def resize(x: torch.Tensor) -> torch.Tensor:  # [B, T, C, H, W]
+            if x.shape[-2:] == (size, size):
+                return x
+            B, T = x.shape[:2]
+            y = F.interpolate(x.flatten(0, 1), size=(size, size), mode="area")
+            return y.view(B, T, *y.shape[1:])
+
+        return transfer_step(sliding, RandomCropFrames(pad) if pad else None, preprocess=resize)
+
+    def extra_results(self, cfg: TransferConfig, data: Data) -> dict[str, Any]:
+        return {
+            **super().extra_results(cfg, data),
+            "method": "baseline" if cfg.method.baseline else "transfer",
+            "train_ratio": cfg.data.train_ratio,
+            "num_train_events": len(data.train),
+        }
+
+    def summary(self, cfg: TransferConfig, results: dict) -> list[dict]:
+        return [
+            {
+                "method": results.get("method"),
+                "train_ratio": results.get("train_ratio"),
+                "best_val_acc1": results.get("best_val_acc1"),
+                "test_acc1": results.get("test_acc1"),
+                "wall_time_s": results.get("wall_time_s"),
+            }
+        ]
 
 
-def build_step(cfg: Mapping[str, Any], baseline: bool = False):
-    """The engine step: frames resized to ``data.size`` (area for downsampling), event random crop, sliding."""
-    d, me = cfg["data"], cfg.get("method", {})
-    size = int(d["size"])
-    pad = int(d.get("crop_padding", size // 12))
-    sliding = None
-    if not baseline:
-        sliding = SlidingReplacement(make_schedule(me.get("sliding", "sliding"), float(me.get("power", 3))))
-
-    def resize(x: torch.Tensor) -> torch.Tensor:  # [B, T, C, H, W]
-        if x.shape[-2:] == (size, size):
-            return x
-        B, T = x.shape[:2]
-        y = F.interpolate(x.flatten(0, 1), size=(size, size), mode="area")
-        return y.view(B, T, *y.shape[1:])
-
-    return transfer_step(sliding, RandomCropFrames(pad) if pad else None, preprocess=resize)
-
-
-def run(
-    cfg: Mapping[str, Any],
-    out,
-    *,
-    data_root=None,
-    baseline: bool = False,
-    train_overrides: Mapping[str, Any] | None = None,
-) -> dict:
-    """Train (transfer or baseline) with ``sj_common.engine.fit``; returns its results dict.
-
-    ``train_overrides``: TrainConfig fields that win over ``cfg["train"]`` (e.g. ``resume``, ``seed``).
-    """
-    from sj_common.cli import train_config_from
-    from sj_common.engine import fit, seed_everything
-
-    check_config(cfg)
-    train_cfg = train_config_from(dict(cfg.get("train", {}), out=str(out)), dict(train_overrides or {}))
-    train, val, test, k = build_datasets(cfg, data_root, baseline, seed=train_cfg.seed)
-    seed_everything(train_cfg.seed)  # a seeded initialisation (fit seeds only the training that follows)
-    model = build_model(cfg, k, baseline)
-    extra = {
-        "method": "baseline" if baseline else "transfer",
-        "train_ratio": float(cfg["data"].get("train_ratio", 1.0)),
-        "num_train_events": len(train),
-        "sj_transfer_config": {s: dict(cfg.get(s, {})) for s in ("data", "model", "method")},
-    }
-    return fit(model, train, val, test, config=train_cfg, step=build_step(cfg, baseline), extra_results=extra)
+RECIPE = TransferRecipe()
