@@ -200,7 +200,8 @@ def _fold_bias(conv: Conversion, ref_key: str, bias: torch.Tensor, bn_prefix: st
             f"{ref_key}: shape {tuple(bias.shape)} cannot fold into {key} {tuple(mean.shape)}"
         )
         return
-    conv.state[key] = mean - bias
+    # meta tensors (keys-and-shapes checks): skip the arithmetic, whose meta kernels import torch._prims (s)
+    conv.state[key] = torch.empty_like(mean) if mean.is_meta or bias.is_meta else mean - bias
     conv.used.add(ref_key)
     conv.folded.append((ref_key, key))
 
@@ -458,7 +459,10 @@ def convert_transfer(
                 f"coefficient.*: expected steps 0..{len(coeffs) - 1}, got {[t for t, _ in coeffs]}"
             )
         elif pre:
-            conv.state["loss.coefficients"] = torch.cat([ref[k].reshape(-1) for _, k in coeffs])
+            parts = [ref[k].reshape(-1) for _, k in coeffs]
+            meta = any(p.is_meta for p in parts)
+            n = sum(p.numel() for p in parts)
+            conv.state["loss.coefficients"] = torch.empty(n, device="meta") if meta else torch.cat(parts)
             conv.used.update(k for _, k in coeffs)
 
     def feature(m, v):
