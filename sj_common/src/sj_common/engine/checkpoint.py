@@ -283,11 +283,12 @@ def load_checkpoint(
 
 def resume_changes(saved: Mapping[str, Any], now: TrainConfig) -> tuple[dict, dict]:
     """Split the differences between a checkpoint's config and ``now`` into (allowed, refused) dicts of
-    ``{field: (was, now)}`` under the resume policy (fields absent on either side are not compared)."""
+    ``{field: (was, now)}`` under the resume policy (fields absent on either side, and ``resume``
+    itself, are not compared)."""
     allowed, refused = {}, {}
     current = now.to_dict()
     for key, was in saved.items():
-        if key in current and current[key] != was:
+        if key in current and key != "resume" and current[key] != was:
             (allowed if key in RESUME_MAY_CHANGE else refused)[key] = (was, current[key])
     return allowed, refused
 

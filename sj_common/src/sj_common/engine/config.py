@@ -117,7 +117,9 @@ class StepOutput:
     loss: torch.Tensor | None  # scalar; None is fine in eval
     logits: torch.Tensor  # [B, num_classes]
     target: torch.Tensor  # [B] int64
-    logs: dict[str, float] = field(default_factory=dict)  # extra scalars (TensorBoard + history)
+    # extra scalars (TensorBoard + history): floats or, better, detached 0-dim tensors - a tensor is summed
+    # on the device and read back once per epoch, while float(t) in a step function is a host sync per step
+    logs: dict[str, float | torch.Tensor] = field(default_factory=dict)
 
 
 StepFn = Callable[[nn.Module, Any, StepContext], StepOutput]
