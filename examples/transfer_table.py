@@ -22,17 +22,20 @@ from pathlib import Path
 
 def _one(job: dict) -> dict:
     import torch
-    from sj_common.cli import load_config
-    from sj_transfer.recipe import run
+    from sj_transfer.recipe import RECIPE
 
     torch.set_num_threads(1)
-    cfg = load_config("mnist5k", package="sj_transfer")
-    cfg["data"]["train_ratio"] = job["ratio"]
-    train = dict(seed=job["seed"], progress=False, tensorboard=False)
+    overrides = {
+        "data.train_ratio": job["ratio"],
+        "method.baseline": job["method"] == "baseline",
+        "train.seed": job["seed"],
+        "train.progress": False,
+        "train.tensorboard": False,
+    }
     for key in ("epochs", "max_steps_per_epoch"):
         if job[key]:
-            train[key] = job[key]
-    res = run(cfg, job["out"], baseline=job["method"] == "baseline", train_overrides=train)
+            overrides[f"train.{key}"] = job[key]
+    res = RECIPE.train(RECIPE.config("mnist5k", overrides, out=job["out"]))
     return {**job, "test_acc1": res["test_acc1"], "val_acc1": res["best_val_acc1"]}
 
 

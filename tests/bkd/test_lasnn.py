@@ -6,11 +6,12 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from sj_bkd.cli import build_parser, main
 from sj_bkd.distill import DistillationModel, distill_step
 from sj_bkd.head import ALPHA_CNN, AlignedMSEHead, LayerwiseMSEHead
 from sj_bkd.models import create_model
-from sj_bkd.recipe import build_distillation_model, load_config
+from sj_bkd.recipe import RECIPE, build_distillation_model
+from sj_common.config import ConfigError
+from sj_common.recipe import Data
 from spikingjelly.activation_based import functional
 
 # sew_tiny (width 8): layer1 [T, B, 8, 14, 14], layer2 [T, B, 16, 7, 7];
@@ -179,48 +180,45 @@ def test_wrapper_lasnn_clear_errors():
         DistillationModel(s, t, T=2, mode="lasnn", student_layers=["layer9"], teacher_layers=["features"])
 
 
-def _mnist_cfg():
-    cfg = load_config("mnist5k")
-    cfg["data"]["T"] = 2
-    cfg["distill"]["mode"] = "lasnn"
+def _mnist_cfg(**overrides):
     # width 8 models: layer1 [8, 14, 14] / features.6 [16, 14, 14], layer2 [16, 7, 7] / features.10 [32, 7, 7]
-    cfg["student"]["layers"], cfg["teacher"]["layers"] = S_LAYERS, T_LAYERS
-    return cfg
+    sets = {"data.T": 2, "distill.mode": "lasnn", "student.layers": S_LAYERS, "teacher.layers": T_LAYERS}
+    return RECIPE.config("mnist5k", {**sets, **overrides})
 
 
 @pytest.mark.compat
 def test_recipe_layers_keys(tmp_path):
     weights = tmp_path / "t.pt"
     torch.save(create_model("cnn_tiny", num_classes=10, width=8).state_dict(), weights)
-    x = torch.rand(2, 1, 28, 28)
+    data = Data(train=[(torch.rand(1, 28, 28), 0)], val=None, test=None, num_classes=10)
     cfg = _mnist_cfg()
-    m = build_distillation_model(cfg, 10, x, weights)
+    m = build_distillation_model(cfg, data, weights)
     assert m.mode == "lasnn" and m.head.student_channels == [8, 16] and m.head.teacher_channels == [16, 32]
-    assert m.head.alpha == cfg["distill"]["alpha"]
+    assert m.head.alpha == cfg.distill.alpha
     # without the lists: the single layer pair, with a warning
-    del cfg["student"]["layers"], cfg["teacher"]["layers"]
+    cfg = _mnist_cfg(**{"student.layers": None, "teacher.layers": None})
     with pytest.warns(UserWarning, match="student.layers/teacher.layers"):
-        m1 = build_distillation_model(cfg, 10, x, weights)
+        m1 = build_distillation_model(cfg, data, weights)
     assert m1.head.student_channels == [16] and m1.head.teacher_channels == [32]
-    cfg["student"]["layers"] = S_LAYERS
+    cfg = _mnist_cfg(**{"teacher.layers": None})
     with pytest.raises(ValueError, match="teacher.layers: mode 'lasnn' needs both"):
-        build_distillation_model(cfg, 10, x, weights)
+        build_distillation_model(cfg, data, weights)
     # the other modes ignore `layers` (a lasnn config still runs --mode bkd)
-    cfg["distill"]["mode"] = "bkd"
-    assert build_distillation_model(cfg, 10, x, weights).head.student_channels == 16
+    cfg = _mnist_cfg(**{"distill.mode": "bkd"})
+    assert build_distillation_model(cfg, data, weights).head.student_channels == 16
 
 
 def test_packaged_config_and_cli_mode():
-    cfg = load_config("imagenet_sew18_r18_lasnn")
-    assert cfg["distill"]["mode"] == "lasnn" and cfg["distill"]["alpha"] == 7e-5
-    assert (cfg["student"]["name"], cfg["teacher"]["name"]) == ("sew_resnet18", "resnet18")
+    cfg = RECIPE.config("imagenet_sew18_r18_lasnn")
+    assert cfg.distill.mode == "lasnn" and cfg.distill.alpha == 7e-5
+    assert (cfg.student.name, cfg.teacher.name) == ("sew_resnet18", "resnet18")
     stages = ["layer1", "layer2", "layer3", "layer4"]
-    assert cfg["student"]["layers"] == stages and cfg["teacher"]["layers"] == stages
-    sibling = load_config("imagenet_sew18_r18_bkd")
-    assert cfg["train"] == sibling["train"] and cfg["data"] == sibling["data"]
-    assert build_parser().parse_args(["train", "--mode", "lasnn"]).mode == "lasnn"
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["train", "--mode", "lasnn2"])
+    assert cfg.student.layers == stages and cfg.teacher.layers == stages
+    sibling = RECIPE.config("imagenet_sew18_r18_bkd", out=cfg.train.out.rsplit("/", 1)[0])
+    assert cfg.train == sibling.train and cfg.data == sibling.data
+    assert RECIPE.config("mnist5k", {"distill.mode": "lasnn"}).distill.mode == "lasnn"
+    with pytest.raises(ConfigError, match="distill.mode"):
+        RECIPE.config("mnist5k", {"distill.mode": "lasnn2"})
 
 
 def test_cli_train_mode_lasnn_one_step(tmp_path):
@@ -239,6 +237,9 @@ def test_cli_train_mode_lasnn_one_step(tmp_path):
     args += ["--out", str(out), "--epochs", "1", "--max-steps-per-epoch", "1", "--no-progress"]
     for k, v in sets.items():
         args += ["--set", f"{k}={v}"]
-    res = main(args)
-    assert "train_lasnn" in res["student"]["history"][0]
-    assert 0 <= res["student"]["test_acc1"] <= 100
+    from sj_bkd.cli import main
+
+    assert main(args) == 0
+    res = json.loads((out / "student" / "results.json").read_text())
+    assert "train_lasnn" in res["history"][0]
+    assert 0 <= res["test_acc1"] <= 100

@@ -15,41 +15,43 @@ standard deviations, and ``"per_seed"`` holds each run.
 
 from __future__ import annotations
 
-import copy
 import statistics
 import time
 from pathlib import Path
 
-from .recipe import build_data, load_config, train_student, train_teacher
+from sj_common.recipe import with_train
+
+from .recipe import RECIPE, build_data, train_student, train_teacher
+
+
+def _student(out: Path, name: str, overrides: dict, teacher_weights=None) -> tuple[dict, object]:
+    """One student run of the mnist5k config in ``out/name`` (its data: the 10% subset of data.subset_seed)."""
+    cfg = with_train(RECIPE.config("mnist5k", overrides, out=str(out)), out=str(out / name))
+    data = build_data(cfg)
+    return train_student(cfg, data, teacher_weights), data
 
 
 def run(out: Path, quick: bool, seed: int = 0) -> dict:
     start = time.time()
     out = Path(out)
-    cfg = load_config("mnist5k")
-    cfg["teacher"]["train"]["seed"] = seed
-    if quick:
-        cfg["teacher"]["train"]["epochs"] = 1
-        cfg["train"]["epochs"] = 6
+    quiet = {"train.progress": False, "teacher.train.progress": False}
+    epochs = {"teacher.train.epochs": 1, "train.epochs": 6} if quick else {}
+    cfg = RECIPE.config("mnist5k", {**quiet, **epochs, "teacher.train.seed": seed}, out=str(out))
     seeds = [seed] if quick else [seed, seed + 1, seed + 2]
-    common = {"progress": False}
-    t_data = build_data(cfg, seed=seed, role="teacher")
-    weights, teacher = train_teacher(cfg, t_data, out / "teacher", common)
+    t_data = build_data(cfg, role="teacher")
+    weights, teacher = train_teacher(cfg, t_data)
     per_seed = []
     for s in seeds:
-        c = copy.deepcopy(cfg)
-        c["train"]["seed"] = s
-        data = build_data(c, seed=s)  # the 10% subset: data.subset_seed, else this seed
-        plain_cfg = copy.deepcopy(c)
-        plain_cfg["distill"]["mode"] = "none"
-        plain = train_student(plain_cfg, data, out / f"student_s{s}", None, common)
-        distilled = train_student(c, data, out / f"distilled_s{s}", weights, common)
+        plain, data = _student(
+            out, f"student_s{s}", {**quiet, **epochs, "train.seed": s, "distill.mode": "none"}
+        )
+        distilled, _ = _student(out, f"distilled_s{s}", {**quiet, **epochs, "train.seed": s}, weights)
         per_seed.append(
             {"seed": s, "student_acc": plain["test_acc1"], "distilled_acc": distilled["test_acc1"]}
         )
     mean = lambda k: round(statistics.fmean(r[k] for r in per_seed), 2)  # noqa: E731
     std = lambda k: round(statistics.stdev(r[k] for r in per_seed), 2) if len(per_seed) > 1 else 0.0  # noqa: E731
-    d, tr = cfg["distill"], cfg["train"]
+    d, tr, t = cfg.distill, cfg.train, cfg.teacher
     return {
         "teacher_acc": teacher["test_acc1"],
         "student_acc": mean("student_acc"),
@@ -58,10 +60,10 @@ def run(out: Path, quick: bool, seed: int = 0) -> dict:
         "distilled_std": std("distilled_acc"),
         "per_seed": per_seed,
         "setting": (
-            f"teacher {cfg['teacher']['name']} on all {len(t_data[0])} train images "
-            f"({cfg['teacher']['train']['epochs']} ep); student {cfg['student']['name']} T={cfg['data']['T']} "
-            f"on {len(data[0])} images ({tr['epochs']} ep, batch {tr['batch_size']}); "
-            f"distill mode={d['mode']} alpha={d['alpha']} lambda={d['lam']}; "
+            f"teacher {t.name} on all {len(t_data.train)} train images "
+            f"({t.train.epochs} ep); student {cfg.student.name} T={cfg.data.T} "
+            f"on {len(data.train)} images ({tr.epochs} ep, batch {tr.batch_size}); "
+            f"distill mode={d.mode} alpha={d.alpha} lambda={d.lam}; "
             f"test acc %, mean of seeds {seeds}; best epoch on val"
         ),
         "wall_time_s": round(time.time() - start, 1),

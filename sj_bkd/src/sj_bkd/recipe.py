@@ -33,7 +33,7 @@ from sj_common.recipe import Data, Flag, Recipe, fit_model
 from torch import nn
 from torch.utils.data import Dataset
 
-from .distill import DistillationModel, distill_step, student_input
+from .distill import MODES, DistillationModel, distill_step, student_input
 from .models import STUDENTS, TEACHERS, create_model
 
 __all__ = [
@@ -425,7 +425,7 @@ class BkdRecipe(Recipe):
             ("--mode",),
             "distill.mode",
             "distillation mode",
-            choices=("none", "kd", "wsld", "bkd", "mixed", "kdsnn", "lasnn"),
+            choices=MODES,
         ),
     )
 
@@ -442,6 +442,8 @@ class BkdRecipe(Recipe):
             teacher["train"] = {**train, **(teacher.get("train") or {}), "out": str(Path(out) / "teacher")}
 
     def check(self, cfg: BkdConfig) -> None:
+        if cfg.distill.mode not in MODES:
+            raise ConfigError(f"distill.mode: expected one of {MODES}, got {cfg.distill.mode!r}")
         if cfg.student.name not in STUDENTS:
             raise ConfigError(f"student.name: expected one of {sorted(STUDENTS)}, got {cfg.student.name!r}")
         if (

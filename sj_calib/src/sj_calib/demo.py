@@ -9,44 +9,33 @@ images (about 12 s on 2 idle cores); full: 10 epochs, as the README's table (abo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-
-import torch
 
 __all__ = ["run"]
 
 
 def run(out: Path, quick: bool, seed: int = 0) -> dict:
-    from sj_common.cli import load_config
-    from sj_common.engine import TrainConfig, fit, load_checkpoint
+    from sj_common.engine import load_checkpoint
+    from sj_common.recipe import fit_model
 
-    from .recipe import build_ann, build_datasets
+    from .recipe import RECIPE
     from .sweep import sweep
 
     out = Path(out) / "calib"
-    cfg = load_config("mnist5k", package="sj_calib")
-    torch.manual_seed(seed)
-    ann = build_ann(cfg)
-    train, val, test = build_datasets(cfg, seed=seed)
-    t = cfg["train"]
-    tc = TrainConfig(
-        out=str(out / "ann"),
-        epochs=3 if quick else 10,
-        batch_size=t["batch_size"],
-        lr=t["lr"],
-        optimizer=t["optimizer"],
-        momentum=t["momentum"],
-        weight_decay=t["weight_decay"],
-        scheduler=t["scheduler"],
-        seed=seed,
-        progress=False,
-        tensorboard=False,
-        device="cpu",
-    )
-    fit(ann, train, val, None, config=tc)
+    overrides = {
+        "train.epochs": 3 if quick else 10,
+        "train.seed": seed,
+        "train.progress": False,
+        "train.tensorboard": False,
+        "train.device": "cpu",
+    }
+    cfg = RECIPE.config("mnist5k", overrides, out=str(out / "ann"))
+    data = RECIPE.build_data(cfg)
+    # the test split is read by the sweep below, not by fit
+    ann, _ = fit_model(lambda: RECIPE.build_model(cfg, data), replace(data, test=None), cfg.train)
     load_checkpoint(out / "ann" / "best.pt", ann)
-    c = cfg["calib"]
-    res = sweep(ann.eval(), test, c["T"], c["rho"], batch_size=250, out=out)
+    res = sweep(ann.eval(), data.test, cfg.calib.T, cfg.calib.rho, batch_size=250, out=out)
     return {
         "ann_acc": res["ann_acc"],
         "T": res["T"],

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # torch is imported by the commands only (fast --help)
     from torch import nn
     from torch.utils.data import Dataset
 
-__all__ = ["Data", "Flag", "Stage", "Recipe", "fit_model", "check_warmup"]
+__all__ = ["Data", "Flag", "Stage", "Recipe", "fit_model", "check_warmup", "with_train"]
 
 
 @dataclass
@@ -87,6 +87,11 @@ class Stage:
     help: str
     run: Callable[..., dict]
     needs_model: bool = True
+
+
+def with_train(cfg: Any, **changes: Any) -> Any:
+    """A copy of ``cfg`` with ``TrainConfig`` fields changed: ``with_train(cfg, out="runs/x", epochs=2)``."""
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
 
 
 def check_warmup(tc: Any, label: str = "train") -> Any:
@@ -196,6 +201,12 @@ class Recipe:
         if isinstance(overrides, Mapping):
             overrides = [Assignment(k, v, f"override {k}={v!r}") for k, v in overrides.items()]
         return self.parse_config(name_or_path, overrides, out)[0]
+
+    def from_dict(self, raw: Mapping[str, Any], where: str = "a saved config") -> Any:
+        """A config from plain data, e.g. ``results.json``'s ``recipe.config`` (what :func:`to_dict` wrote)."""
+        cfg = parse(self.config_type, raw, where=where)
+        self.check(cfg)
+        return cfg
 
     # ---- the contract ------------------------------------------------------------------------------
     def build_data(self, cfg: Any, *, data_root: str | None = None) -> Data:

@@ -12,26 +12,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sj_common.cli import load_config
-
-from .recipe import run as run_recipe
+from .recipe import RECIPE
 
 __all__ = ["run"]
 
 
 def run(out: Path, quick: bool, seed: int = 0, train_ratio: float = 0.1) -> dict:
     """Train baseline and transfer; returns ``{"train_ratio", "baseline_acc", "transfer_acc", ...}`` (%)."""
-    cfg = load_config("mnist5k", package="sj_transfer")
-    cfg["data"]["train_ratio"] = float(train_ratio)
-    train = dict(seed=seed, progress=False, tensorboard=False)
-    if quick:
-        train.update(epochs=6)
     out = Path(out)
     res = {}
     for method in ("baseline", "transfer"):
-        res[method] = run_recipe(
-            cfg, out / f"transfer_{method}", baseline=method == "baseline", train_overrides=train
-        )
+        overrides = {
+            "data.train_ratio": float(train_ratio),
+            "method.baseline": method == "baseline",
+            "train.seed": seed,
+            "train.progress": False,
+            "train.tensorboard": False,
+            **({"train.epochs": 6} if quick else {}),
+        }
+        res[method] = RECIPE.train(RECIPE.config("mnist5k", overrides, out=str(out / f"transfer_{method}")))
     return {
         "train_ratio": float(train_ratio),
         "baseline_acc": round(res["baseline"]["test_acc1"], 2),
