@@ -212,10 +212,16 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" in str(exc):
+            hint = (
+                " (an engine checkpoint from before RNG states were stored as plain data holds a pickled "
+                "NumPy state: re-create it, or load it yourself with weights_only=False if you trust it)"
+                if "numpy" in _first_line(exc)
+                else ""
+            )
             raise CheckpointError(
                 f"{path}: refused to load: it holds Python objects beyond tensors and plain data, which "
                 f"could run code ({_first_line(exc)}); nothing in it was run. Only checkpoints written "
-                "by sj_common (or plain state_dicts) are read"
+                f"by sj_common (or plain state_dicts) are read{hint}"
             ) from None
         raise CheckpointError(
             f"{path}: cannot be read as a torch checkpoint, the file is corrupt or not a checkpoint "
@@ -337,7 +343,8 @@ class Checkpointer:
             ]
         if not named:
             return []
-        ok = torch.stack([torch.isfinite(t).all() for _, t in named])
+        dev = named[0][1].device  # optimizer step counters may live on the CPU beside CUDA weights
+        ok = torch.stack([torch.isfinite(t).all().to(dev) for _, t in named])  # one host read below
         if bool(ok.all()):
             return []
         return [name for (name, _), good in zip(named, ok.tolist()) if not good]
