@@ -389,6 +389,29 @@ class CIFAR10DVS(_EventFolder):
         return read_cifar10dvs_aedat(path)
 
 
+def _load_npy(path: Path) -> np.ndarray:
+    """``np.load`` after checking the header against the file size: a corrupted header cannot make numpy
+    allocate more than the file holds, and object arrays (pickles) are never loaded."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise ValueError(f".npy format version {version} is not 1.0 or 2.0 (what np.save writes)")
+        data = path.stat().st_size - f.tell()
+    if dtype.hasobject:
+        raise ValueError(f"expected a numeric array, got dtype {dtype} (object arrays are not loaded)")
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need != data:
+        raise ValueError(
+            f"the header says shape {shape} of {dtype} ({need} B) but the file holds {data} B of data"
+        )
+    return np.load(path, allow_pickle=False)
+
+
 _GESTURE_LAYOUT = """  root/DVSGesture/ibmGestureTrain/user01_fluorescent/0.npy ... 10.npy  (tonic 1.7's preprocessed
   root/DVSGesture/ibmGestureTest/user24_fluorescent/*.npy              release; also root/ibmGestureTrain/)
   each <label>.npy an [N, 4] array of (x, y, p, t in ms), label 0..10"""
@@ -451,7 +474,7 @@ class DVSGesture(_EventFolder):
         self.classes = list(self.class_names)
 
     def _read(self, path: Path) -> np.ndarray:
-        arr = np.load(path, allow_pickle=False)
+        arr = _load_npy(path)
         if arr.ndim != 2 or arr.shape[1] != 4:
             raise ValueError(f"expected an [N, 4] array (x, y, p, t_ms), got shape {arr.shape}")
         if arr.dtype.kind not in "iuf":
