@@ -1,0 +1,497 @@
+"""The pre-registered paired study of distillation on the embedded data (issue 14): one command.
+
+For every torch thread setting (``--threads``, default ``1 2``), every training seed (``--seeds``) and every
+arm (``--arms``, default ``none kd bkd mixed``: the student alone, plain Hinton KD, BKD, BKD + WSLD), the
+student of the ``mnist5k_study`` config is trained with the shared engine; within a seed the arms share the
+student initialisation (``seed_everything(seed)`` before the model is built), the training subset
+(``data.subset_seed``), the batch order, the steps and the schedule, so they differ only by the distillation
+term. One teacher (``teacher.train.seed``) is trained once, by the first thread setting, and shared by all.
+The best epoch is selected on val by the engine; the test top-1 of that epoch is the metric.
+
+    python examples/bkd_table.py --out runs/bkd_study --docs docs/bkd_study          # the study
+    python examples/bkd_table.py --out runs/cal --calibrate --set data.train_subset=100 --seeds 0 1
+    python examples/bkd_table.py --out runs/smoke --seeds 0 1 --set train.epochs=1 --max-steps-per-epoch 2
+
+Each thread setting runs in its own process (one at a time) with ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` set
+to its thread count, ``OMP_WAIT_POLICY=PASSIVE`` (unless already set) and ``torch.set_num_threads``. Every
+finished run is cached as ``<out>/threads<n>/<arm>_s<seed>/cell.json``, so an interrupted study continues
+where it stopped. ``--calibrate`` trains the student-alone arm only, without a test pass (the setting is
+chosen on train and val accuracy only), and prints them.
+
+Writes under ``--docs`` (default ``--out``): ``table.md``, ``table.json`` (every run, the summary and the
+verdict) and ``plot.png`` (per-seed paired gains; each arm's mean with its sample sd).
+
+Logged per run and epoch (``history`` of the engine, averaged over the epoch's steps by the engine):
+``train_ce``, the feature loss ``train_bkd`` and the logit loss ``train_wsld`` (mixed) / ``train_kd`` (kd),
+as ``distill_step`` logs them; their ratios to the CE are derived here as the ratio of the epoch means
+(``distill_step`` is left unchanged, so the numbers are those of ``sj-bkd train``).
+
+Success criterion (pre-registered, ``docs/bkd_study/PREREGISTRATION.md``): the mean paired gain of ``mixed``
+over the student alone is above 1 point and above 2 paired standard errors (sd of the gains / sqrt(n)),
+under every thread setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ARMS = ("none", "kd", "bkd", "mixed")
+FEATURE_LOSS, LOGIT_LOSS = {"bkd": "bkd", "mixed": "bkd"}, {"kd": "kd", "mixed": "wsld"}
+MIN_GAIN, MIN_SE_RATIO = 1.0, 2.0
+
+
+def _set(cfg: dict, assignment: str) -> None:
+    """``key.sub=value`` (value parsed as YAML) into the config dict."""
+    import yaml
+
+    if "=" not in assignment:
+        raise ValueError(f"--set: expected key.sub=value, got {assignment!r}")
+    key, value = assignment.split("=", 1)
+    node = cfg
+    *path, last = key.split(".")
+    for p in path:
+        node = node.setdefault(p, {})
+    node[last] = yaml.safe_load(value)
+
+
+def _config(args) -> dict:
+    from sj_bkd.recipe import load_config
+
+    cfg = load_config(args.config)
+    for a in args.set:
+        _set(cfg, a)
+    return cfg
+
+
+def _git_head() -> str | None:
+    """The commit of the code that runs (``SJ_BKD_STUDY_COMMIT`` when a snapshot runs outside the checkout)."""
+    if os.environ.get("SJ_BKD_STUDY_COMMIT"):
+        return os.environ["SJ_BKD_STUDY_COMMIT"]
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def _summarise_run(res: dict, arm: str) -> dict:
+    """test/val accuracy, the best epoch, train accuracy and the per-epoch losses of one engine result."""
+    hist = res["history"]
+    best = max((r for r in hist if r.get("best")), key=lambda r: r["epoch"], default=hist[-1])
+    losses = []
+    for r in hist:
+        feat = r.get(f"train_{FEATURE_LOSS[arm]}") if arm in FEATURE_LOSS else None
+        logit = r.get(f"train_{LOGIT_LOSS[arm]}") if arm in LOGIT_LOSS else None
+        ce = r.get("train_ce")
+        losses.append(
+            {
+                "epoch": r["epoch"],
+                "ce": ce,
+                "feature": feat,
+                "logit": logit,
+                "feature_to_ce": _ratio(feat, ce),
+                "logit_to_ce": _ratio(logit, ce),
+            }
+        )
+    return {
+        "test_acc1": res.get("test_acc1"),
+        "best_val_acc1": res["best_val_acc1"],
+        "best_epoch": best["epoch"],
+        "train_acc1_best_epoch": best.get("train_acc1"),
+        "train_acc1_last_epoch": hist[-1].get("train_acc1"),
+        "steps": res.get("steps"),
+        "wall_time_s": round(res["wall_time_s"], 1),
+        "losses": losses,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# One thread setting (a worker process)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _teacher(cfg: dict, out: Path, overrides: dict) -> tuple[str, dict]:
+    """Train the shared teacher once (cached in ``<out>/teacher``); returns (weights path, summary)."""
+    from sj_bkd.recipe import build_data, train_teacher
+
+    tdir = out / "teacher"
+    cache = tdir / "teacher.json"
+    if cache.is_file() and (tdir / "teacher.pt").is_file():
+        return str(tdir / "teacher.pt"), json.loads(cache.read_text())
+    seed = cfg["teacher"]["train"].get("seed", 0)
+    t_data = build_data(cfg, seed=seed, role="teacher")
+    weights, res = train_teacher(cfg, t_data, tdir, overrides)
+    summary = {
+        "test_acc1": res["test_acc1"],
+        "best_val_acc1": res["best_val_acc1"],
+        "train_images": len(t_data[0]),
+        "seed": seed,
+        "threads": _threads(),
+        "wall_time_s": round(res["wall_time_s"], 1),
+    }
+    cache.write_text(json.dumps(summary, indent=1))
+    return str(weights), summary
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def worker(args) -> None:
+    import torch
+    from sj_bkd.recipe import build_data, train_student
+
+    n = args.threads[0]
+    torch.set_num_threads(n)
+    cfg = _config(args)
+    out = Path(args.out)
+    overrides = {"progress": False, "tensorboard": False, "max_steps_per_epoch": args.max_steps_per_epoch}
+    weights, teacher = (None, None) if args.calibrate else _teacher(cfg, out, overrides)
+    tdir = out / f"threads{n}"
+    for seed in args.seeds:
+        for arm in args.arms:
+            cdir = tdir / f"{arm}_s{seed}"
+            cache = cdir / "cell.json"
+            if cache.is_file():
+                continue
+            c = copy.deepcopy(cfg)
+            c.setdefault("distill", {})["mode"] = arm
+            c["train"]["seed"] = seed
+            data = build_data(c, seed=seed)  # the subset: data.subset_seed (fixed), not this seed
+            if args.calibrate:  # the setting is chosen on train and val only: no test pass
+                data = (data[0], data[1], None, data[3])
+            t0 = time.time()
+            res = train_student(c, data, cdir, None if arm == "none" else weights, overrides)
+            row = {
+                "threads": n,
+                "torch_threads": _threads(),
+                "arm": arm,
+                "seed": seed,
+                "train_images": len(data[0]),
+                **_summarise_run(res, arm),
+                "process_wall_s": round(time.time() - t0, 1),
+            }
+            cache.write_text(json.dumps(row, indent=1))
+            shown = {k: row[k] for k in ("best_val_acc1", "train_acc1_best_epoch", "train_acc1_last_epoch")}
+            if not args.calibrate:
+                shown["test_acc1"] = row["test_acc1"]
+            print(f"threads={n} arm={arm} seed={seed} {shown} {row['process_wall_s']} s", flush=True)
+    if teacher is not None:
+        print(f"teacher: {teacher}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The table, the verdict and the plot
+# ---------------------------------------------------------------------------------------------------
+
+
+def _mean_sd(xs: list[float]) -> tuple[float, float]:
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def paired(gains: list[float]) -> dict:
+    """Mean paired gain, its sample sd and standard error (sd / sqrt(n)), and whether the criterion holds:
+    mean > ``MIN_GAIN`` points and mean > ``MIN_SE_RATIO`` standard errors."""
+    mean, sd = _mean_sd(gains)
+    se = sd / math.sqrt(len(gains))
+    return {
+        "n": len(gains),
+        "mean": mean,
+        "sd": sd,
+        "se": se,
+        "mean_over_se": mean / se if se > 0 else None,
+        "met": mean > MIN_GAIN and mean > MIN_SE_RATIO * se,
+    }
+
+
+def _loss_summary(runs: list[dict]) -> dict:
+    """Mean over seeds of the feature/logit loss and their ratio to the CE at the first, middle and last
+    epoch, and averaged over all epochs."""
+    epochs = len(runs[0]["losses"])
+    picks = {"first": 0, "middle": epochs // 2, "last": epochs - 1}
+    out = {}
+    for key in ("ce", "feature", "logit", "feature_to_ce", "logit_to_ce"):
+        if runs[0]["losses"][0][key] is None:
+            continue
+        vals = {name: statistics.fmean(r["losses"][i][key] for r in runs) for name, i in picks.items()}
+        vals["all_epochs"] = statistics.fmean(statistics.fmean(e[key] for e in r["losses"]) for r in runs)
+        out[key] = vals
+    return out
+
+
+def summarise(out: Path, threads: list[int], seeds: list[int], arms: list[str]) -> dict:
+    settings = {}
+    for n in threads:
+        runs = {
+            arm: [json.loads((out / f"threads{n}" / f"{arm}_s{s}" / "cell.json").read_text()) for s in seeds]
+            for arm in arms
+        }
+        acc = {arm: [r["test_acc1"] for r in rs] for arm, rs in runs.items()}
+        s = {
+            "per_seed": [{"seed": sd, **{arm: acc[arm][i] for arm in arms}} for i, sd in enumerate(seeds)],
+            "arms": {
+                arm: dict(
+                    zip(("mean", "sd"), _mean_sd(acc[arm])),
+                    val_mean=statistics.fmean(r["best_val_acc1"] for r in runs[arm]),
+                    train_acc1_best_epoch_mean=statistics.fmean(
+                        r["train_acc1_best_epoch"] for r in runs[arm]
+                    ),
+                    best_epoch_mean=statistics.fmean(r["best_epoch"] for r in runs[arm]),
+                    wall_time_s=sum(r["wall_time_s"] for r in runs[arm]),
+                    losses=_loss_summary(runs[arm]),
+                )
+                for arm in arms
+            },
+        }
+        if "none" in arms:
+            s["gains"] = {
+                arm: {
+                    "per_seed": [a - b for a, b in zip(acc[arm], acc["none"])],
+                    **paired([a - b for a, b in zip(acc[arm], acc["none"])]),
+                }
+                for arm in arms
+                if arm != "none"
+            }
+        settings[str(n)] = s
+    verdict = None
+    if "none" in arms and "mixed" in arms:
+        verdict = all(settings[str(n)]["gains"]["mixed"]["met"] for n in threads)
+    return {"settings": settings, "criterion_met": verdict}
+
+
+def _fmt(x, nd=2):
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def table_md(study: dict) -> str:
+    arms, seeds = study["arms"], study["seeds"]
+    t = study["teacher"]
+    lines = [
+        f"# Distillation study ({study['config']}): {len(seeds)} paired seeds, torch threads {study['threads']}",
+        "",
+        f"Setting: {study['setting']}",
+        f"Teacher ({t.get('train_images')} train images, seed {t.get('seed')}): test {_fmt(t.get('test_acc1'))} %, "
+        f"val {_fmt(t.get('best_val_acc1'))} %. Code: commit {study['commit']}. Study wall time: "
+        f"{study['wall_time_s'] / 60:.1f} min.",
+        "",
+        f"Test top-1 %, best epoch on val. Criterion: mean paired gain of `mixed` over `none` > {MIN_GAIN} point "
+        f"and > {MIN_SE_RATIO} paired SE, under every thread setting: "
+        f"**{'met' if study['summary']['criterion_met'] else 'not met'}**.",
+        "",
+    ]
+    for n, s in study["summary"]["settings"].items():
+        lines += [f"## {n} torch thread{'s' if n != '1' else ''}", ""]
+        lines.append(
+            "| seed | " + " | ".join(arms) + " | " + " | ".join(f"{a} - none" for a in arms[1:]) + " |"
+        )
+        lines.append("| --- " * (2 * len(arms)) + "|")
+        for i, row in enumerate(s["per_seed"]):
+            gains = [_fmt(s["gains"][a]["per_seed"][i], 1) for a in arms[1:]] if "gains" in s else []
+            lines.append(
+                f"| {row['seed']} | "
+                + " | ".join(_fmt(row[a], 1) for a in arms)
+                + " | "
+                + " | ".join(gains)
+                + " |"
+            )
+        ms = [f"{s['arms'][a]['mean']:.2f} ± {s['arms'][a]['sd']:.2f}" for a in arms]
+        gs = (
+            [
+                f"{s['gains'][a]['mean']:+.2f} ± {s['gains'][a]['se']:.2f} SE"
+                + (" (met)" if s["gains"][a]["met"] else "")
+                for a in arms[1:]
+            ]
+            if "gains" in s
+            else []
+        )
+        lines.append("| mean ± sd / gain ± SE | " + " | ".join(ms) + " | " + " | ".join(gs) + " |")
+        lines.append(
+            "| val mean | "
+            + " | ".join(_fmt(s["arms"][a]["val_mean"]) for a in arms)
+            + " |"
+            + " |" * (len(arms) - 1)
+        )
+        lines.append(
+            "| train acc at best epoch | "
+            + " | ".join(_fmt(s["arms"][a]["train_acc1_best_epoch_mean"]) for a in arms)
+            + " |"
+            + " |" * (len(arms) - 1)
+        )
+        lines += ["", "Losses over training (mean over seeds; epoch means as the engine logs them):", ""]
+        lines.append("| arm | term | first epoch | middle | last epoch | all epochs |")
+        lines.append("| --- | --- | --- | --- | --- | --- |")
+        for a in arms:
+            for key, v in s["arms"][a]["losses"].items():
+                lines.append(
+                    f"| {a} | {key} | {v['first']:.4g} | {v['middle']:.4g} | {v['last']:.4g} | {v['all_epochs']:.4g} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(study: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms, settings = study["arms"], study["summary"]["settings"]
+    fig, axes = plt.subplots(2, len(settings), figsize=(4.2 * len(settings), 6.4), squeeze=False)
+    for j, (n, s) in enumerate(settings.items()):
+        ax = axes[0][j]
+        if "gains" in s:
+            for k, a in enumerate(arms[1:]):
+                g = s["gains"][a]
+                xs = [k + (i - (len(g["per_seed"]) - 1) / 2) * 0.04 for i in range(len(g["per_seed"]))]
+                ax.scatter(xs, g["per_seed"], s=14, alpha=0.7, color=f"C{k + 1}")
+                ax.errorbar(k + 0.3, g["mean"], yerr=2 * g["se"], fmt="D", color="k", capsize=4, ms=4)
+            ax.axhline(0, color="0.5", lw=0.8)
+            ax.axhline(MIN_GAIN, color="C3", lw=0.8, ls="--")
+            ax.set_xticks(range(len(arms) - 1), [f"{a} - none" for a in arms[1:]])
+        ax.set_title(f"{n} thread(s): paired gain (points)\ndots: seeds; diamond: mean ± 2 SE", fontsize=9)
+        ax = axes[1][j]
+        for k, a in enumerate(arms):
+            accs = [r[a] for r in s["per_seed"]]
+            ax.scatter([k] * len(accs), accs, s=12, alpha=0.6, color=f"C{k}")
+            ax.errorbar(
+                k + 0.25, s["arms"][a]["mean"], yerr=s["arms"][a]["sd"], fmt="o", color="k", capsize=4, ms=4
+            )
+        t = study["teacher"].get("test_acc1")
+        if t is not None:
+            ax.axhline(t, color="0.4", lw=0.8, ls=":")
+            ax.text(len(arms) - 0.6, t, "teacher", fontsize=7, va="bottom", ha="right")
+        ax.set_xticks(range(len(arms)), arms)
+        ax.set_title("test top-1 %: seeds, mean ± sd", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="mnist5k_study", help="packaged sj_bkd config or YAML file")
+    ap.add_argument("--out", default="runs/bkd_study", help="run folder (cached runs)")
+    ap.add_argument("--docs", default=None, help="where the table and plot go (default --out)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the config's study.seeds")
+    ap.add_argument(
+        "--threads", type=int, nargs="+", default=None, help="default: the config's study.threads"
+    )
+    ap.add_argument("--arms", nargs="+", default=None, choices=ARMS, help="default: the config's study.arms")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key")
+    ap.add_argument("--max-steps-per-epoch", type=int, default=None, help="smoke runs")
+    ap.add_argument("--calibrate", action="store_true", help="student-alone arm, train/val only, no test")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv=None) -> dict | None:
+    args = build_parser().parse_args(argv)
+    cfg = _config(args)
+    study_cfg = cfg.get("study", {})
+    args.seeds = args.seeds or study_cfg.get("seeds", list(range(8)))
+    args.threads = args.threads or study_cfg.get("threads", [1, 2])
+    args.arms = args.arms or study_cfg.get("arms", list(ARMS))
+    for n in args.threads:
+        if n < 1:
+            raise ValueError(f"--threads: expected counts >= 1, got {n}")
+    if args.calibrate:
+        args.arms = ["none"]
+    if args.worker:
+        worker(args)
+        return None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    commit = _git_head()
+    for n in args.threads:  # one process per thread setting, one at a time
+        env = {**os.environ, "OMP_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n)}
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--threads", str(n)]
+        cmd += ["--config", args.config, "--out", str(out), "--seeds", *map(str, args.seeds)]
+        cmd += ["--arms", *args.arms] + [f"--set={a}" for a in args.set]
+        if args.max_steps_per_epoch:
+            cmd += ["--max-steps-per-epoch", str(args.max_steps_per_epoch)]
+        if args.calibrate:
+            cmd.append("--calibrate")
+        subprocess.run(cmd, env=env, check=True)
+    if args.calibrate:
+        rows = [
+            json.loads((out / f"threads{n}" / f"none_s{s}" / "cell.json").read_text())
+            for n in args.threads
+            for s in args.seeds
+        ]
+        keys = ("threads", "seed", "train_images", "best_val_acc1", "best_epoch", "train_acc1_best_epoch")
+        cal = [{k: r[k] for k in (*keys, "train_acc1_last_epoch", "wall_time_s")} for r in rows]
+        (out / "calibration.json").write_text(json.dumps({"set": args.set, "runs": cal}, indent=1))
+        print(json.dumps(cal, indent=1))
+        return {"calibration": cal}
+    teacher = json.loads((out / "teacher" / "teacher.json").read_text())
+    runs_wall = sum(
+        json.loads((out / f"threads{n}" / f"{a}_s{s}" / "cell.json").read_text())["process_wall_s"]
+        for n in args.threads
+        for a in args.arms
+        for s in args.seeds
+    )
+    d, tr = cfg["data"], cfg["train"]
+    dist = cfg.get("distill", {})
+    study = {
+        "config": args.config,
+        "set": args.set,
+        "commit": commit,
+        "seeds": args.seeds,
+        "threads": args.threads,
+        "arms": args.arms,
+        "setting": (
+            f"student {cfg['student']['name']} T={d['T']} on {d.get('train_subset')} train images "
+            f"(subset_seed {d.get('subset_seed')}), {tr['epochs']} epochs, batch {tr['batch_size']}, "
+            f"lr {tr['lr']} {tr['optimizer']} {tr['scheduler']}; teacher {cfg['teacher']['name']}; "
+            f"distill alpha={dist.get('alpha')} lam={dist.get('lam')} tau={dist.get('tau')} "
+            f"beta={dist.get('beta')} kd_tau={dist.get('kd_tau', 4.0)}"
+        ),
+        "teacher": teacher,
+        "wall_time_s": teacher.get("wall_time_s", 0.0) + runs_wall,
+        "this_invocation_s": round(time.time() - start, 1),
+        "summary": summarise(out, args.threads, args.seeds, args.arms),
+        "runs": [
+            json.loads((out / f"threads{n}" / f"{a}_s{s}" / "cell.json").read_text())
+            for n in args.threads
+            for s in args.seeds
+            for a in args.arms
+        ],
+    }
+    docs = Path(args.docs) if args.docs else out
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "table.json").write_text(json.dumps(study, indent=1))
+    (docs / "table.md").write_text(table_md(study))
+    plot(study, docs / "plot.png")
+    print(table_md(study))
+    return study
+
+
+if __name__ == "__main__":
+    main()
