@@ -108,6 +108,12 @@ def test_stratified_split_round_mode_and_positional_seed_none():
         train_test_split(t, True)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), True, 2.0, 0])
+def test_mnist5k_events_T_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="T must be a positive int, got " + repr(bad)):
+        MNIST5kEvents("val", T=bad)
+
+
 def test_mnist5k_events_twin(tmp_path):
     ev = MNIST5kEvents("val", T=4, cache_dir=tmp_path)
     st = MNIST5k("val")

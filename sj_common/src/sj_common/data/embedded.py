@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .emulator import SaccadeEmulator
-from .frames import events_to_frames
+from .frames import _check_T, events_to_frames
 from .splits import stratified_split
 
 __all__ = ["MNIST5k", "Digits8x8", "MNIST5kEvents", "load_mnist5k", "load_digits8x8", "SPLITS", "FRACTIONS"]
@@ -181,10 +181,9 @@ class MNIST5kEvents(Dataset):
         emulator: SaccadeEmulator | None = None,
         transform=None,
     ):
-        if int(T) != T or T < 1:
-            raise ValueError(f"T must be a positive integer, got {T!r}")
+        T = _check_T(T)  # a positive int; nan, True, 2.0 refused (as events_to_frames)
         self.static = MNIST5k(split, seed)
-        self.split, self.T, self.seed = split, int(T), int(seed)
+        self.split, self.T, self.seed = split, T, int(seed)
         self.emulator = emulator if emulator is not None else SaccadeEmulator()
         if not isinstance(self.emulator, SaccadeEmulator):
             raise TypeError(f"emulator must be a SaccadeEmulator, got {type(self.emulator).__name__}")
