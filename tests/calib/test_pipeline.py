@@ -1,13 +1,11 @@
-"""Configs, CLI, sweep accounting and calibration on a (quickly) trained MNIST-5k QCFS net."""
-
-import json
+"""Configs, sweep accounting and calibration on a (quickly) trained MNIST-5k QCFS net (the CLI: test_cli.py)."""
 
 import pytest
 import torch
-from sj_calib.cli import main
-from sj_calib.recipe import Split, build_ann, build_datasets
+from sj_calib.recipe import RECIPE
 from sj_calib.sweep import latency, snn_sweep
-from sj_common.cli import available_configs, load_config, train_config_from
+from sj_common.config import UsageError, available_configs
+from sj_common.data import Subset
 
 from sj_calib import QCFS, calibrate, convert, preflight
 
@@ -17,26 +15,27 @@ PAPER_ROWS = {"cifar100_vgg16", "cifar100_resnet20", "imagenet_vgg16", "imagenet
 @pytest.mark.parametrize("name", sorted(PAPER_ROWS | {"mnist5k"}))
 def test_every_config_loads_and_builds(name):
     assert name in available_configs("sj_calib")
-    cfg = load_config(name, package="sj_calib")
+    raw, _ = RECIPE.load_raw(name)
     for key in ("T", "rho", "shift", "saturate", "iterations", "fold_bn"):
-        assert key in cfg["calib"], key
-    tc = train_config_from(cfg["train"])
+        assert key in raw["calib"], key
+    cfg = RECIPE.config(name)
+    tc = cfg.train
     assert tc.optimizer == "sgd" and tc.weight_decay == 5e-4
     with torch.device("meta"):  # ImageNet VGG-16 has 138 M parameters: no memory needed to check it
-        model = build_ann(cfg)
+        model = RECIPE.build_model(cfg)
     qs = [m for m in model.modules() if isinstance(m, QCFS)]
-    assert qs and all(q.L == cfg["model"]["L"] for q in qs)
+    assert qs and all(q.L == cfg.model.kwargs["L"] for q in qs)
     assert preflight(model) == []
     last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    assert last.out_features == cfg["model"]["num_classes"]
+    assert last.out_features == cfg.model.kwargs["num_classes"]
     if name in PAPER_ROWS:
-        assert cfg["model"]["L"] == cfg["calib"]["rho"] == (8 if "imagenet" in name else 4)
-        assert cfg["train"]["lr"] in (0.02, 0.1) and float(cfg["model"]["init_threshold"]) == 8.0
+        assert cfg.model.kwargs["L"] == cfg.calib.rho == (8 if "imagenet" in name else 4)
+        assert tc.lr in (0.02, 0.1) and cfg.model.init_threshold == 8.0
 
 
 def test_real_data_config_needs_root():
-    with pytest.raises(ValueError, match="data-root"):
-        build_datasets(load_config("cifar100_vgg16", package="sj_calib"))
+    with pytest.raises(UsageError, match="data-root"):
+        RECIPE.build_data(RECIPE.config("cifar100_vgg16"))
 
 
 def test_latency_accounting():
@@ -60,9 +59,9 @@ def _tiny_qcfs_cnn():
 def trained():
     """A tiny QCFS CNN trained for a few seconds on 1,500 MNIST-5k images, and 300 test images."""
     torch.manual_seed(0)
-    cfg = load_config("mnist5k", package="sj_calib")
     ann = _tiny_qcfs_cnn()
-    train, _, test = build_datasets(cfg)
+    data = RECIPE.build_data(RECIPE.config("mnist5k"))
+    train, test = data.train, data.test
     xs = torch.as_tensor(train.images[:1500]).float().div(255).unsqueeze(1)
     ys = torch.as_tensor(train.targets[:1500])
     opt = torch.optim.Adam(ann.parameters(), lr=5e-3)
@@ -72,7 +71,7 @@ def trained():
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return ann.eval(), Split(test, range(300))
+    return ann.eval(), Subset(test, range(300))
 
 
 def test_calibration_does_not_lower_accuracy(trained):
@@ -92,52 +91,3 @@ def test_calibration_does_not_lower_accuracy(trained):
     assert hist and all(sum(h["before"]) == sum(h["after"]) for h in hist.values())
     assert sum(h["after"][0] for h in hist.values()) > sum(h["before"][0] for h in hist.values())
     assert plain["offset_histogram"] == {}
-
-
-def test_cli_train_then_sweep(tmp_path, capsys):
-    run = tmp_path / "run"
-    common = ["--config", "mnist5k", "--set", "model.width=4"]
-    res = main(
-        [
-            "train",
-            *common,
-            "--out",
-            str(run),
-            "--epochs",
-            "1",
-            "--max-steps-per-epoch",
-            "2",
-            "--batch-size",
-            "16",
-            "--no-progress",
-            "--no-tensorboard",
-        ]
-    )
-    assert (run / "best.pt").is_file() and "test_acc1" in res
-    for cmd in ("convert", "calibrate", "sweep"):
-        main(
-            [
-                cmd,
-                *common,
-                "--checkpoint",
-                str(run / "best.pt"),
-                "--out",
-                str(tmp_path / cmd),
-                "--T",
-                "1",
-                "2",
-                "--max-batches",
-                "1",
-                "--batch-size",
-                "20",
-            ]
-        )
-        data = json.loads((tmp_path / cmd / "results.json").read_text())
-        assert data["T"] == [1, 2] and data["command"] == cmd
-    assert (tmp_path / "sweep" / "sweep.png").stat().st_size > 1000
-    data = json.loads((tmp_path / "sweep" / "results.json").read_text())
-    assert set(data) >= {"ann_acc", "uncalibrated", "calibrated", "latency", "offset_histogram"}
-    assert data["latency"]["per_layer_work"] == [5, 6]
-    assert "calibrated" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["sweep", "--config", "mnist5k"])  # --checkpoint is required
