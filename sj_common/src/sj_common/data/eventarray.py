@@ -12,7 +12,7 @@ source (the file), the field and the first offending index:
 * ``p`` in {0, 1};
 * every field finite and integral (float columns, e.g. a DVS Gesture ``.npy``), ``t`` within
   ``+-2**62`` microseconds;
-* ``t`` non-decreasing (``sorted=True``, the readers' default);
+* ``t`` non-decreasing (``monotonic=True``, the readers' default);
 * ``t[i] - t[0] <= max_duration_us`` when a data set states its recordings' length (N-MNIST,
   N-Caltech101: 1 s), so that one outlier timestamp at the end is caught too.
 """
@@ -53,7 +53,7 @@ def check_event_columns(
     sensor_size: tuple[int | None, int | None, int] | None,
     *,
     source: str,
-    sorted: bool = True,
+    monotonic: bool = True,
     max_duration_us: int | None = None,
 ) -> None:
     """Check event columns (numpy arrays of one length, integer or float); raise ValueError or return.
@@ -63,8 +63,8 @@ def check_event_columns(
         sensor_size: ``(W, H, P)``; ``W`` / ``H`` None: only ``>= 0`` is checked (sizes vary per sample).
             ``P == 1``: ``p`` is not checked (one channel). None: no x / y / p range check.
         source: what the events came from (a file path), the start of every message.
-        sorted: require non-decreasing ``t``.
-        max_duration_us: largest allowed ``t[i] - t[0]`` (needs ``sorted``); None: no limit.
+        monotonic: require non-decreasing ``t``.
+        max_duration_us: largest allowed ``t[i] - t[0]`` (needs ``monotonic``); None: no limit.
     """
     cols = {"x": np.asarray(x), "y": np.asarray(y), "t": np.asarray(t), "p": np.asarray(p)}
     for name, c in cols.items():
@@ -105,7 +105,7 @@ def check_event_columns(
             i = _first((c != 0) & (c != 1))
             if i is not None:
                 _fail(source, "p", i, f"is not a polarity 0 or 1 ({c[i]})")
-    if sorted and len(tt) > 1:
+    if monotonic and len(tt) > 1:
         i = _first(tt[1:] < tt[:-1])
         if i is not None:
             _fail(
@@ -132,7 +132,7 @@ def check_events(
     sensor_size: tuple[int | None, int | None, int] | None,
     *,
     source: str,
-    sorted: bool = True,
+    monotonic: bool = True,
     max_duration_us: int | None = None,
 ) -> np.ndarray:
     """Check a structured event array (fields ``x, y, t, p``) as :func:`check_event_columns`; return it."""
@@ -149,7 +149,7 @@ def check_events(
         events["p"],
         sensor_size,
         source=source,
-        sorted=sorted,
+        monotonic=monotonic,
         max_duration_us=max_duration_us,
     )
     return events

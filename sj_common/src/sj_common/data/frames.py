@@ -111,7 +111,7 @@ def events_to_frames(
     out = np.zeros((T, P, H, W), dtype)
     if len(events) == 0:
         return out
-    check_events(events, (W, H, P), source="events_to_frames", sorted=False)
+    check_events(events, (W, H, P), source="events_to_frames", monotonic=False)
     x, y, t = (np.asarray(events[f]).astype(np.int64) for f in "xyt")
     p = np.zeros(len(t), np.int64) if P == 1 else np.asarray(events["p"]).astype(np.int64)
     b, keep = _bin_index(t, T, bins)
