@@ -206,3 +206,75 @@ def test_load_weights_accepts_args_namespace(tmp_path):
     other = create_model("sew_tiny", num_classes=10)
     load_weights(other, path)
     torch.testing.assert_close(other.fc.weight, net.fc.weight)
+
+
+def _tiny_spikingformer_reference(tmp_path):
+    """A CML+Spikingformer 1-32 checkpoint in BKDSNN's format (timm container, the reference's key names:
+    the CIFAR-10 4-384 list cut to one block and scaled to dim 32, 1-channel input) and a config for it."""
+    import yaml
+
+    from tests.common.test_reference import read_keys
+
+    scale = {384: 32, 1536: 128, 192: 16, 96: 8, 48: 4, 3: 3, 1: 1, 10: 10}
+    g = torch.Generator().manual_seed(0)
+    ref = {}
+    for key, shape, _ in read_keys("spikingformer_cifar10_4_384")[1]:
+        if key.startswith("block.") and not key.startswith("block.0."):
+            continue
+        shape = tuple(scale[d] for d in shape)
+        if key == "patch_embed.proj_conv.weight":
+            shape = (4, 1, 3, 3)
+        if key.endswith("num_batches_tracked"):
+            ref[key] = torch.tensor(5)
+        elif key.endswith("running_var"):
+            ref[key] = torch.rand(shape, generator=g) + 0.5
+        else:
+            ref[key] = torch.randn(shape, generator=g)
+    path = write_reference(tmp_path / "model_best.pth.tar", "spikingformer_cifar10_4_384", ref)
+    cfg = {
+        "data": {"name": "mnist5k", "T": 1, "train_subset": 64},
+        "student": {
+            "name": "spikingformer_cml",
+            "layer": "blocks",
+            "kwargs": {"in_channels": 1, "dim": 32, "depth": 1, "heads": 4, "pool_stages": [2, 3]},
+        },
+        "teacher": {"name": "cnn_tiny", "layer": "features", "kind": "cnn", "kwargs": {"width": 8}},
+        "train": {"out": str(tmp_path / "run"), "epochs": 1, "batch_size": 250, "seed": 0},
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    return path, tmp_path / "cfg.yaml", ref
+
+
+def test_cli_eval_from_reference(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path, cfg, _ = _tiny_spikingformer_reference(tmp_path)
+    exe = str(Path(sys.executable).parent / "sj-bkd")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    args = [exe, "eval", "--config", str(cfg), "--from-reference", str(path), "--out", str(tmp_path / "eval")]
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert res["checkpoint"] == str(path) and res["test"]["n"] > 0
+
+
+def test_recipe_hook_loads_the_student(tmp_path):
+    from sj_bkd.recipe import RECIPE
+    from sj_common.config import UsageError
+
+    path, _, ref = _tiny_spikingformer_reference(tmp_path)
+    student = create_model("spikingformer_cml", num_classes=10, in_channels=1, dim=32, depth=1, heads=4)
+    wrapper = torch.nn.Module()
+    wrapper.student = student  # the recipe's DistillationModel holds the student as .student
+    assert RECIPE.load_reference(wrapper, path) is wrapper
+    assert torch.equal(student.head.weight, ref["head.weight"])
+    with pytest.raises(
+        UsageError, match=r"(?s)--from-reference: .*head\.weight: file \(10, 32\), ours \(7, 32\)"
+    ):
+        RECIPE.load_reference(
+            create_model("spikingformer_cml", num_classes=7, in_channels=1, dim=32, depth=1, heads=4), path
+        )

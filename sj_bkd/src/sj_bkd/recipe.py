@@ -463,6 +463,22 @@ class BkdRecipe(Recipe):
         teacher too, so the teacher's weights file is optional here."""
         return build_distillation_model(cfg, data, require_teacher_weights=False)
 
+    def load_reference(self, model: nn.Module, path: str | Path, source: str | None = None) -> nn.Module:
+        """A released BKDSNN student -> the student of ``model`` (``--from-reference``, to evaluate or fine-tune).
+
+        :func:`sj_common.reference.load_reference_checkpoint` with ``source='bkdsnn'``: SEW-ResNet-18/34/50
+        (``{'model', 'args', ...}``, ``args.connect_f`` checked against ``student.kwargs.cnf``) or CML +
+        Spikingformer (timm ``{'state_dict', ...}``; ``heads`` is not in the file: it is the config's).
+        Anything that does not fit is one usage error naming the keys.
+        """
+        from sj_common.reference import ReferenceCheckpointError, load_reference_checkpoint
+
+        try:
+            load_reference_checkpoint(getattr(model, "student", model), path, source=source or "bkdsnn")
+        except (ReferenceCheckpointError, FileNotFoundError) as e:
+            raise UsageError(f"--from-reference: {e}") from e
+        return model
+
     def build_step(self, cfg: BkdConfig, data: Data):
         return distill_step
 
