@@ -56,6 +56,8 @@ def plot_step_alignment(
             )
         cka = {"mean": mean}
     w = step_series(history, "train_w_")
+    if w and all(v == 1.0 for pts in w.values() for _, v in pts):
+        w = {}  # regularization 'none' logs w_t = 1: one line says so instead of T identical ones
     fig, axes = new_figure(1, 2, size=(9.0, 3.4))
     ax = axes[0, 0]
     for t, pts in cka.items():
@@ -74,7 +76,7 @@ def plot_step_alignment(
         ax.legend(fontsize=6, ncol=2)
     else:
         epochs = [r["epoch"] for r in history]
-        ax.plot(epochs, [1.0] * len(epochs), "k--", label="w_t = 1 (regularization: none)")
+        ax.plot(epochs, [1.0] * len(epochs), "k--", label="w_t = 1 for every t (regularization: none)")
         ax.legend(fontsize=7)
     ax.set_xlabel("epoch")
     ax.set_ylabel("sigma(c_t): domain-loss weight")
