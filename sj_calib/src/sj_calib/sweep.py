@@ -11,12 +11,16 @@ Accounting (spec 3.6, 5.1.12), always reported next to each other:
   spiking layer waits for ``rho`` calibrated outputs of its predecessor (``D`` = spiking layers on the
   longest path, taken as the number of spiking layers: exact for chains and standard residual nets).
 
-Synaptic operations are counted per time step with forward hooks on the conv/linear layers (our own
-hooks, not ``op_counter``/``sj_common.metrics``: the pre-simulation *replays* inputs that were computed
-once, which no module-level counter can see): a spiking input costs one accumulate (AC) per synaptic
-event (non-zero input x the outputs it reaches), the first layer (analog image) costs dense MACs. The
-calibrated SNN is charged ``sum_{t<T} ops_t + iterations * sum_{t<rho} ops_t`` for every synaptic layer
-that feeds a calibrating neuron (the replayed pre-simulation input). Energy = 4.6 pJ/MAC + 0.9 pJ/AC (45 nm).
+Synaptic operations are counted per time step with our own forward hooks on the conv/linear layers
+(not ``op_counter`` / ``sj_common.metrics.synops_energy``: the pre-simulation *replays* inputs that were
+computed once, which no module-level counter can see), with the counting rules and the energy model of
+``sj_common.metrics`` (:func:`~sj_common.metrics.layer_acs_per_step`,
+:func:`~sj_common.metrics.layer_macs_per_step`, :func:`~sj_common.metrics.energy_pj`, one owner for the
+project): a spiking input costs one accumulate (AC) per synaptic event (non-zero input x the outputs it
+reaches), the first layer (analog image) costs dense MACs. The calibrated SNN is charged
+``sum_{t<T} ops_t + iterations * sum_{t<rho} ops_t`` for every synaptic layer that feeds a calibrating
+neuron (the replayed pre-simulation input). Energy = 4.6 pJ/MAC + 0.9 pJ/AC (45 nm). The ANN's accuracy
+is the engine's :func:`sj_common.engine.evaluate`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from sj_common.engine import evaluate
+from sj_common.metrics import (
+    E_AC_PJ,
+    E_MAC_PJ,
+    SYNAPTIC_LAYERS,
+    energy_pj,
+    layer_acs_per_step,
+    layer_macs_per_step,
+)
 from spikingjelly.activation_based import functional
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -35,9 +47,6 @@ from .calibrate import calibrate
 from .convert import SpikingNet, convert, spiking_layers
 
 __all__ = ["ann_accuracy", "snn_sweep", "latency", "sweep", "plot_sweep", "E_MAC_PJ", "E_AC_PJ"]
-
-E_MAC_PJ, E_AC_PJ = 4.6, 0.9
-_SYN = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 def _loader(data, batch_size: int) -> DataLoader:
@@ -48,36 +57,13 @@ def _loader(data, batch_size: int) -> DataLoader:
     return DataLoader(data, batch_size=batch_size, shuffle=False)
 
 
-@torch.no_grad()
 def ann_accuracy(ann: nn.Module, data, *, batch_size: int = 256, device="cpu", max_batches=None) -> float:
-    """Top-1 accuracy (%) of a static ANN ``[B, ...] -> [B, K]``."""
+    """Top-1 accuracy (%) of a static ANN ``[B, ...] -> [B, K]`` on a Dataset or DataLoader of ``(x, y)``:
+    the engine's :func:`sj_common.engine.evaluate` (the project's one evaluation loop)."""
+    if not isinstance(data, (Dataset, DataLoader)):
+        raise TypeError(f"data: expected a Dataset or DataLoader, got {type(data).__name__}")
     ann = ann.eval().to(device)
-    correct = n = 0
-    for i, (x, y) in enumerate(_loader(data, batch_size)):
-        if max_batches is not None and i >= max_batches:
-            break
-        correct += int((ann(x.to(device)).argmax(1).cpu() == y).sum())
-        n += len(y)
-    return 100.0 * correct / max(n, 1)
-
-
-def _macs_per_step(m: nn.Module, out: torch.Tensor, steps: int) -> float:
-    fan_in = m.in_features if isinstance(m, nn.Linear) else m.weight.shape[1] * m.weight[0, 0].numel()
-    return out.numel() / steps * fan_in
-
-
-def _acs_per_step(m: nn.Module, x: torch.Tensor, steps: int) -> torch.Tensor:
-    nz = (x != 0).to(torch.float32)
-    if isinstance(m, nn.Linear):
-        return nz.reshape(steps, -1).sum(1) * m.out_features
-    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[m.weight.dim() - 2]
-    if m.groups == 1:  # events x reached outputs: sum over input channels first, then x out_channels
-        ones = torch.ones(1, 1, *m.weight.shape[2:], device=x.device)
-        reach = conv(nz.sum(1, keepdim=True), ones, None, m.stride, m.padding, m.dilation) * m.out_channels
-    else:
-        ones = torch.ones_like(m.weight, dtype=torch.float32)
-        reach = conv(nz, ones, None, m.stride, m.padding, m.dilation, m.groups)
-    return reach.reshape(steps, -1).sum(1)
+    return float(evaluate(ann, data, device=device, batch_size=batch_size, max_batches=max_batches)["acc1"])
 
 
 @torch.no_grad()
@@ -109,16 +95,16 @@ def snn_sweep(
     rho = snn.rho
     its = max((m.iterations for _, m in layers if m.rho > 0), default=1) if rho > 0 else 0
     steps = max(Ts[-1], rho)
-    syn = [(n, m) for n, m in snn.body.named_modules() if isinstance(m, _SYN)]
+    syn = [(n, m) for n, m in snn.body.named_modules() if isinstance(m, SYNAPTIC_LAYERS)]
     first = syn[0][0] if syn else None
     ops = {n: torch.zeros(steps, dtype=torch.float64) for n, _ in syn}
 
     def hook(name):
         def fn(mod, args, out):
             if name == first:
-                ops[name] += _macs_per_step(mod, out, steps)
+                ops[name] += layer_macs_per_step(mod, out, steps)
             else:
-                ops[name] += _acs_per_step(mod, args[0], steps).double().cpu()
+                ops[name] += layer_acs_per_step(mod, args[0], steps).double().cpu()
 
         return fn
 
@@ -170,7 +156,7 @@ def snn_sweep(
         res["firing_rate"].append(float(spikes[:T].sum()) / max(neurons * T, 1))
         res["synops"].append(acs / n)
         res["macs"].append(macs / n)
-        res["energy_uJ"].append((E_MAC_PJ * macs + E_AC_PJ * acs) / n * 1e-6)
+        res["energy_uJ"].append(energy_pj(macs, acs) / n * 1e-6)
         res["neuron_updates"].append(neurons / n * (its * rho + T))
     res["layer_firing_rate"] = {
         name: (sum(st["spikes_per_step"][: Ts[-1]]) / max(st["neuron_samples"] * Ts[-1], 1))
