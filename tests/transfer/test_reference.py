@@ -85,3 +85,77 @@ def test_event_only_network_names_the_unplaced_keys(tmp_path):
         load_reference_checkpoint(baseline, path, source="transfer_for_dvs")
     load_reference_checkpoint(baseline, path, source="transfer_for_dvs", ignore=["rgb_fc.*"])
     assert baseline.net.event_head[1].weight.shape == (101, 4608)
+
+
+def _tiny_transfer_reference(tmp_path):
+    """A Transfer_VGG_SNN checkpoint in the authors' format (timm container, their key names) cut to two conv
+    layers [8, P, 16, P] and 8 steps for MNIST-5k (17x17 -> 4x4, 10 classes), and a config for it."""
+    import yaml
+
+    from tests.common.test_reference import read_keys
+
+    scale = {64: 8, 128: 16, 2: 2, 3: 3, 4608: 256, 101: 10, 1: 1}
+    g = torch.Generator().manual_seed(0)
+    ref = {}
+    for key, shape, value in read_keys(NAME)[1]:
+        if key.startswith("feature.") and key.split(".")[1] not in ("0", "1"):
+            continue
+        if key.startswith("coefficient.") and int(key.split(".")[1]) >= 8:
+            continue
+        shape = tuple(scale[d] for d in shape)
+        if key.endswith("num_batches_tracked"):
+            ref[key] = torch.tensor(5)
+        elif value is not None:
+            ref[key] = torch.full(shape, float(value))
+        elif key.endswith("running_var"):
+            ref[key] = torch.rand(shape, generator=g) + 0.5
+        else:
+            ref[key] = torch.randn(shape, generator=g)
+    path = write_reference(tmp_path / "model_best.pth.tar", NAME, ref)
+    cfg = {
+        "data": {"event": "mnist5k", "static": "mnist5k", "num_classes": 10, "T": 8, "size": 17},
+        "model": {
+            "cfg": [8, "P", 16, "P"],
+            "v_threshold": 0.5,
+            "surrogate": "qgategrad",
+            "surrogate_alpha": 2.0,
+        },
+        "train": {"out": str(tmp_path / "run"), "epochs": 1, "batch_size": 250, "seed": 0, "amp": False},
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    return path, tmp_path / "cfg.yaml", ref
+
+
+def test_cli_eval_from_reference(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path, cfg, _ = _tiny_transfer_reference(tmp_path)
+    exe = str(Path(sys.executable).parent / "sj-transfer")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    args = [exe, "eval", "--config", str(cfg), "--from-reference", str(path), "--out", str(tmp_path / "eval")]
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert res["checkpoint"] == str(path) and res["test"]["n"] > 0
+
+
+def test_recipe_hook_checks_the_config_threshold(tmp_path):
+    from sj_common.config import UsageError
+    from sj_transfer.recipe import RECIPE
+
+    path, _, ref = _tiny_transfer_reference(tmp_path)
+
+    def tiny(v_threshold):
+        net = TransferVGGSNN(10, image_size=17, cfg=[8, "P", 16, "P"], v_threshold=v_threshold)
+        return TransferModel(net, DomainTransferLoss(8))
+
+    model = RECIPE.load_reference(tiny(0.5), path)
+    assert torch.equal(model.net.event_head[1].weight, ref["dvs_fc.1.weight"])
+    with pytest.raises(
+        UsageError, match=r"feature\.0\.node\.threshold = 0\.5 in the file, ours v_threshold = 1"
+    ):
+        RECIPE.load_reference(tiny(1.0), path)

@@ -248,6 +248,24 @@ class TransferRecipe(Recipe):
         )
         return TransferModel(net, loss, baseline=baseline, event_bn_stats=me.event_bn_stats)
 
+    def load_reference(
+        self, model: torch.nn.Module, path: str | Path, source: str | None = None
+    ) -> torch.nn.Module:
+        """The authors' Transfer_VGG_SNN (timm ``{'state_dict', ...}``) -> ``model`` (``--from-reference``).
+
+        :func:`sj_common.reference.load_reference_checkpoint` with ``source='transfer_for_dvs'``: the
+        ``coefficient.{t}`` concatenated into ``loss.coefficients``, ``rgb_fc``/``dvs_fc`` -> the static/event
+        heads, the stored LIF threshold and surrogate alpha checked against ``model.v_threshold`` /
+        ``model.surrogate_alpha``. Anything that does not fit is one usage error naming the keys.
+        """
+        from sj_common.reference import ReferenceCheckpointError, load_reference_checkpoint
+
+        try:
+            load_reference_checkpoint(model, path, source=source or "transfer_for_dvs")
+        except (ReferenceCheckpointError, FileNotFoundError) as e:
+            raise UsageError(f"--from-reference: {e}") from e
+        return model
+
     def build_step(self, cfg: TransferConfig, data: Data):
         """Frames resized to ``data.size`` (area for downsampling), event random crop, sliding replacement."""
         size = cfg.data.size
