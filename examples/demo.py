@@ -242,14 +242,18 @@ def event_figures(fig: Figures, res: dict, seed: int) -> None:
         if FIXTURE.is_file():
             from sj_common.show import read_event_file
 
-            rows["real N-MNIST recording"], _, _ = read_event_file(FIXTURE, "nmnist")
+            rows["real N-MNIST"], _, _ = read_event_file(FIXTURE, "nmnist")
             digit = 4  # the fixture records a handwritten 4 (see its frames)
         else:
             digit = int(test.targets[0])
         i = int((test.targets == digit).nonzero()[0][0])
-        rows[f"emulated twin (MNIST-5k test #{i}, a {digit})"] = emu(test.images[i], seed=[seed, i])
+        rows["emulated twin"] = emu(test.images[i], seed=[seed, i])
         plots.plot_event_frames(
-            rows, T=8, sensor_size=(34, 34, 2), path=path, title="ON (red) / OFF (blue) events"
+            rows,
+            T=8,
+            sensor_size=(34, 34, 2),
+            path=path,
+            title=f"ON (red) / OFF (blue) events; twin: MNIST-5k test #{i} (a {digit}) through the emulator",
         )
 
     fig.add(

@@ -53,16 +53,15 @@ def main(argv=None) -> list[Path]:
     if args.nmnist.is_file():
         from sj_common.show import read_event_file
 
-        rows["real N-MNIST recording"], _, _ = read_event_file(args.nmnist, "nmnist")
+        rows["real N-MNIST"], _, _ = read_event_file(args.nmnist, "nmnist")
     else:
         print(f"no {args.nmnist}: drawing two emulated digits", flush=True)
         j = int((test.targets == 7).nonzero()[0][0])
-        rows[f"emulated (MNIST-5k test #{j}, a 7)"] = SaccadeEmulator()(test.images[j], seed=[0, j])
+        rows["emulated\n(a 7)"] = SaccadeEmulator()(test.images[j], seed=[0, j])
     i = int((test.targets == digit).nonzero()[0][0])
-    rows[f"emulated twin (MNIST-5k #{i}, a {digit})"] = SaccadeEmulator()(test.images[i], seed=[0, i])
-    fig = plots.plot_event_frames(
-        rows, T=6, sensor_size=(34, 34, 2), panel=1.0, title="ON (red) / OFF (blue)"
-    )
+    rows["emulated twin"] = SaccadeEmulator()(test.images[i], seed=[0, i])
+    title = f"ON (red) / OFF (blue) events; twin: MNIST-5k test #{i} through the saccade emulator"
+    fig = plots.plot_event_frames(rows, T=6, sensor_size=(34, 34, 2), panel=1.0, title=title)
     written.append(plots.save_figure(fig, args.out / "events.png", dpi=args.dpi))
 
     # 2. calib: accuracy against T
