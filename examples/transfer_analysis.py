@@ -17,9 +17,11 @@ Writes to ``--out`` (default ``RUN_DIR/figures``):
 * ``cam.png``: for a few test samples (one per class), the event frames, the static image, and the
   Grad-CAM (target: the true class, layer: the last spiking layer) of the transfer model's event head,
   of the baseline, and of the transfer model's static head on the static image.
-* ``landscape.png``: 2-D loss contours (event head, cross-entropy of the time-averaged logits) around
-  each model's trained weights along the same two seeded filter-normalised directions, and the 1-D
-  slices. Evaluated on a fixed seeded subset of the test split (``--subset``, default 256).
+* ``landscape.png``: 2-D loss contours of the event head around each model's trained weights along
+  the same two seeded filter-normalised directions (seeded per parameter name: identical on the shared
+  layers), and the 1-D slices. Loss: ``--loss tet`` (default; the mean per-step cross-entropy, the
+  event objective both models are trained on) or ``ce`` (cross-entropy of the time-averaged logits).
+  Evaluated on a fixed seeded subset of the test split (``--subset``, default 256).
 * ``cka.png``: linear CKA between every layer of the feature extractor on static inputs (rows) and on
   event inputs (columns) of the same test samples, for each model; and the transfer model against the
   baseline on event inputs.
@@ -48,7 +50,9 @@ KINDS = ("transfer", "baseline")
 
 
 def _train(kind: str, out: Path, config: str, epochs: int | None) -> None:
-    cmd = [sys.executable, "-m", "sj_transfer.cli", "train", "--config", config, "--out", str(out)]
+    exe = Path(sys.executable).parent / "sj-transfer"  # the console script of this environment
+    cli = [str(exe)] if exe.is_file() else [sys.executable, "-m", "sj_transfer.cli"]
+    cmd = [*cli, "train", "--config", config, "--out", str(out)]
     if kind == "baseline":
         cmd.append("--baseline")
     if epochs is not None:
@@ -75,7 +79,7 @@ def load_net(run: Path, kind: str, config: str):
     from sj_transfer.surrogate import QGateGrad, back_ei_gate_grad
 
     results = json.loads((run / "results.json").read_text()) if (run / "results.json").is_file() else {}
-    cfg = results.get("sj_transfer_config") or _packaged_config(config)
+    cfg = results.get("recipe", {}).get("config") or _packaged_config(config)
     d, m = cfg["data"], cfg.get("model", {})
     alpha = float(m.get("surrogate_alpha", 2.0))
     sg = QGateGrad(alpha) if m.get("surrogate", "qgategrad") == "qgategrad" else back_ei_gate_grad(alpha)
@@ -158,6 +162,13 @@ def main(argv=None) -> dict:
     )
     ap.add_argument("--cka-samples", type=int, default=256, help="test samples of the CKA maps")
     ap.add_argument("--seed", type=int, default=0, help="directions and subsets")
+    ap.add_argument(
+        "--loss",
+        default="tet",
+        choices=["tet", "ce"],
+        help="landscape loss: tet (mean per-step cross-entropy: the event objective both models train on) "
+        "or ce (cross-entropy of the time-averaged logits)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
@@ -231,10 +242,14 @@ def main(argv=None) -> dict:
     sub = _batches(ev[: args.subset], y[: args.subset], 128)
     surfaces, lines, land = {}, {}, {}
     for k in KINDS:
-        loss0, acc0 = evaluate(nets[k], sub)
+        loss0, acc0 = evaluate(nets[k], sub, loss=args.loss)
         t0 = time.perf_counter()
-        lines[k] = landscape_1d(nets[k], sub, radius=args.radius, points=args.line, seed=args.seed)
-        surfaces[k] = landscape_2d(nets[k], sub, radius=args.radius, points=args.grid, seed=args.seed + 1)
+        lines[k] = landscape_1d(
+            nets[k], sub, radius=args.radius, points=args.line, seed=args.seed, loss=args.loss
+        )
+        surfaces[k] = landscape_2d(
+            nets[k], sub, radius=args.radius, points=args.grid, seed=args.seed + 1, loss=args.loss
+        )
         seconds[f"landscape_{k}"] = time.perf_counter() - t0
         s, l1 = surfaces[k], lines[k]
         c, h = args.line // 2, l1.alphas[1] - l1.alphas[0]
@@ -254,8 +269,9 @@ def main(argv=None) -> dict:
         out / "landscape.png",
         surfaces,
         lines,
-        title=f"Event-head loss around the trained weights ({args.subset} test samples, "
-        f"{args.grid}x{args.grid} grid, filter-normalised directions)",
+        title=f"Event-head {args.loss.upper()} loss around the trained weights ({args.subset} test samples, "
+        f"{args.grid}x{args.grid} grid, filter-normalised directions shared by both models)",
+        loss_label=f"{args.loss.upper()} loss",
     )
     np.savez(
         out / "landscape.npz",
@@ -265,6 +281,7 @@ def main(argv=None) -> dict:
         alphas_1d=lines["transfer"].alphas,
     )
     report["landscape"] = land
+    report["landscape_loss"] = args.loss
 
     # 3. CKA: static vs event inputs, layer by layer, for each model; transfer vs baseline on events
     t0 = time.perf_counter()

@@ -170,6 +170,21 @@ def test_landscape_origin_is_the_models_own_loss_exactly(trained_patch_net):
     assert s1.origin_loss == own and s1.loss[2] == own
     assert evaluate(net, batches)[0] == own
     assert s2.loss.shape == (3, 3) and s2.evaluations == 9 and s2.betas is not None
+    with torch.no_grad():  # TET: the mean over steps of the per-step cross-entropies
+        tet = 0.0
+        for x, y in batches:
+            functional.reset_net(net)
+            lg = net(x)
+            tet += sum(float(F.cross_entropy(lg[t], y, reduction="sum")) for t in range(T)) / T
+        functional.reset_net(net)
+    tet /= sum(len(y) for _, y in batches)
+    st = landscape_1d(net, batches, radius=0.5, points=3, seed=0, loss="tet")
+    assert (
+        st.origin_loss == pytest.approx(tet, rel=1e-6)
+        and st.origin_loss == evaluate(net, batches, loss="tet")[0]
+    )
+    with pytest.raises(ValueError, match="loss: expected one of"):
+        landscape_1d(net, batches, loss="mse")
     assert np.all(s2.loss[[0, 2], :] != own), "moving along a direction must change the loss"
     for k, v in net.state_dict().items():  # weights (and BN buffers) restored bit-exactly
         assert torch.equal(v, before[k]), k

@@ -23,7 +23,7 @@ from .cam import (
 )
 from .cka_map import cka_map, cka_time_map, collect_features, default_layers, linear_cka
 from .figures import event_rgb, plot_cams, plot_cka_maps, plot_landscapes
-from .landscape import Landscape, evaluate, grid, landscape_1d, landscape_2d, random_direction
+from .landscape import LOSSES, Landscape, evaluate, grid, landscape_1d, landscape_2d, random_direction
 
 __all__ = [
     "METHODS",
@@ -42,6 +42,7 @@ __all__ = [
     "plot_cams",
     "plot_cka_maps",
     "plot_landscapes",
+    "LOSSES",
     "Landscape",
     "evaluate",
     "grid",

@@ -110,12 +110,14 @@ def plot_landscapes(
     *,
     title: str = "Loss landscape (filter-normalised random directions)",
     levels: int = 20,
+    loss_label: str = "loss",
 ):
     """Contours of 2-D landscapes (one panel per model, shared levels) and the 1-D slices overlaid.
 
     Args:
         surfaces: model name -> a 2-D :class:`~sj_common.analysis.landscape.Landscape`.
         lines: model name -> a 1-D ``Landscape`` (an extra panel with every curve), optional.
+        loss_label: the colour bar's and the 1-D axis' label (e.g. ``"TET loss"``).
     """
     from matplotlib.figure import Figure
 
@@ -141,9 +143,7 @@ def plot_landscapes(
         ax.set_ylabel("direction 2 (beta)")
         ax.set_aspect("equal")
     if cs is not None:
-        fig.colorbar(
-            cs, ax=list(axes[: len(surfaces)]), label="loss (cross-entropy)", shrink=0.9, format="%.3g"
-        )
+        fig.colorbar(cs, ax=list(axes[: len(surfaces)]), label=loss_label, shrink=0.9, format="%.3g")
     if lines:
         ax = axes[-1]
         for name, s in lines.items():
@@ -152,7 +152,9 @@ def plot_landscapes(
             ax.plot(s.alphas, s.loss, marker=".", label=name)
         ax.set_title("1-D slices", fontsize=9)
         ax.set_xlabel("direction (alpha)")
-        ax.set_ylabel("loss (cross-entropy)")
+        ax.set_ylabel(loss_label)
+        ax.yaxis.set_label_position("right")  # clear of the contour panels' colour bar
+        ax.yaxis.tick_right()
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)

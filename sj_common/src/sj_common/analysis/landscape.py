@@ -17,10 +17,12 @@ directions (all components positive) instead of Gaussian ones, evaluate a grid t
 the origin exactly, and return no axis coordinates; its metric calls ``model(x)`` with no hook for the
 SNN state reset. The ~100 lines below do exactly the method.
 
-Cost (measured on the embedded default, ``sj_transfer`` mnist5k network: T=8, 17x17 frames, conv 16-P-32-P,
-one CPU thread): one evaluation of 256 samples takes about 0.25 s, so a 2-D grid of 11 x 11 points on
-256 samples costs about 30 s per model, and a 21-point 1-D slice about 5 s (see
-``examples/transfer_analysis.py``; the exact timings of a run are in its ``analysis.json``).
+Cost (measured on the embedded default, the ``sj_transfer`` mnist5k network: T=8, 17x17 frames, conv
+16-P-32-P, one thread): one evaluation of 256 samples takes 0.32 s of CPU time, so an 11 x 11 2-D grid
+on 256 samples is 121 evaluations, about 40 s of CPU per model, and a 21-point 1-D slice about 7 s. On
+the project's shared 2-core machine under load (load average 8) the same 2-D grid took 118-150 s of wall
+time per model. Cost scales with ``points**2 * samples``; ``examples/transfer_analysis.py`` writes the
+timings of its run to ``analysis.json``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 
-__all__ = ["Landscape", "random_direction", "evaluate", "landscape_1d", "landscape_2d", "grid"]
+__all__ = ["LOSSES", "Landscape", "random_direction", "evaluate", "landscape_1d", "landscape_2d", "grid"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -95,23 +97,47 @@ def random_direction(net: nn.Module, seed: int = 0, index: int = 0) -> list[torc
     return out
 
 
-def _default_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = net(x).mean(0)  # [T, B, K] -> time-averaged [B, K]
-    return F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) == y).sum()
+def _ce_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = net(x)  # [T, B, K]
+    mean = logits.mean(0)
+    return F.cross_entropy(mean, y, reduction="sum"), (mean.argmax(1) == y).sum()
+
+
+def _tet_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    from sj_common.engine.steps import tet_loss
+
+    logits = net(x)
+    return tet_loss(logits, y, lam=0.0) * y.shape[0], (logits.mean(0).argmax(1) == y).sum()
+
+
+#: Built-in losses: ``"ce"``: cross-entropy of the time-averaged logits (what the engine scores);
+#: ``"tet"``: the mean over steps of the per-step cross-entropies (TET, Deng et al. 2022, without its
+#: MSE term: the objective SNNs trained with TET minimise).
+LOSSES = {"ce": _ce_loss, "tet": _tet_loss}
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _loss_fn(loss: str, loss_fn: LossFn | None) -> LossFn:
+    if loss_fn is not None:
+        return loss_fn
+    if loss not in LOSSES:
+        raise ValueError(f"loss: expected one of {sorted(LOSSES)} (or a loss_fn), got {loss!r}")
+    return LOSSES[loss]
 
 
 def evaluate(
     net: nn.Module,
     batches: Iterable[Batch],
-    loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-    | None = None,
+    loss_fn: LossFn | None = None,
+    loss: str = "ce",
 ) -> tuple[float, float]:
     """``(mean loss, accuracy)`` of ``net`` on ``batches`` of ``(x [T, B, ...], y [B])``, reset per batch.
 
-    ``loss_fn(net, x, y) -> (summed loss, number correct)``; default: cross-entropy of the time-averaged
-    logits of ``net(x) [T, B, K]``. Sums accumulate in float64.
+    ``loss``: a key of :data:`LOSSES` on ``net(x) [T, B, K]``; or ``loss_fn(net, x, y) -> (summed loss,
+    number correct)``. Sums accumulate in float64.
     """
-    fn = loss_fn or _default_loss
+    fn = _loss_fn(loss, loss_fn)
     total, correct, n = 0.0, 0.0, 0
     with torch.no_grad():
         for x, y in batches:
@@ -136,7 +162,7 @@ def _check_batches(batches) -> list[Batch]:
     return batches
 
 
-def _surface(net, batches, dirs, coords, loss_fn) -> tuple[np.ndarray, np.ndarray, int]:
+def _surface(net, batches, dirs, coords, loss_fn: LossFn) -> tuple[np.ndarray, np.ndarray, int]:
     """Loss/accuracy at every point of ``coords`` (tuples of coefficients of ``dirs``); weights restored."""
     params = list(net.parameters())
     theta = [p.detach().clone() for p in params]
@@ -167,18 +193,20 @@ def landscape_1d(
     radius: float = 1.0,
     points: int = 21,
     seed: int = 0,
-    loss_fn=None,
+    loss: str = "ce",
+    loss_fn: LossFn | None = None,
 ) -> Landscape:
     """1-D slice ``loss(theta + a d)``, ``a`` in :func:`grid` ``(radius, points)``, one seeded direction.
 
     ``batches``: the fixed evaluation subset, a list of ``(x [T, B, ...], y [B])`` (materialise it once).
+    ``loss``: a key of :data:`LOSSES` (``"ce"``, ``"tet"``), or ``loss_fn`` as in :func:`evaluate`.
     The network is evaluated in eval mode; its weights and mode are restored afterwards.
     """
-    batches = _check_batches(batches)
+    batches, fn = _check_batches(batches), _loss_fn(loss, loss_fn)
     d = random_direction(net, seed, 0)
     a = grid(radius, points)
     t0 = time.perf_counter()
-    loss, acc, n = _surface(net, batches, [d], [(x,) for x in a], loss_fn)
+    loss, acc, n = _surface(net, batches, [d], [(x,) for x in a], fn)
     return Landscape(a, loss, acc, float(loss[points // 2]), time.perf_counter() - t0, n, seed=int(seed))
 
 
@@ -189,18 +217,19 @@ def landscape_2d(
     radius: float = 1.0,
     points: int = 11,
     seed: int = 0,
-    loss_fn=None,
+    loss: str = "ce",
+    loss_fn: LossFn | None = None,
 ) -> Landscape:
     """2-D slice ``loss(theta + a d1 + b d2)`` on a ``points x points`` grid (two seeded directions).
 
     Cost: ``points**2`` evaluations of the subset (see the module docstring for measured times).
     """
-    batches = _check_batches(batches)
+    batches, fn = _check_batches(batches), _loss_fn(loss, loss_fn)
     d1, d2 = random_direction(net, seed, 0), random_direction(net, seed, 1)
     a = grid(radius, points)
     t0 = time.perf_counter()
     coords = [(x, y) for x in a for y in a]
-    loss, acc, n = _surface(net, batches, [d1, d2], coords, loss_fn)
+    loss, acc, n = _surface(net, batches, [d1, d2], coords, fn)
     loss, acc = loss.reshape(points, points), acc.reshape(points, points)
     c = points // 2
     return Landscape(
