@@ -332,3 +332,37 @@ def test_plot_cka_maps_writes_a_labelled_image(tmp_path):
     assert {"CKA test", "model", "event", "static"} <= set(texts)
     with pytest.raises(ValueError, match="does not match"):
         plot_cka_maps(p, {"bad": (m, ["l1"], ["l1", "l2"])})
+
+
+# ------------------------------------------------------------------------------------- the example
+def test_transfer_analysis_example_writes_the_three_figures(tmp_path, one_thread):
+    """examples/transfer_analysis.py's main() (in-process: a second interpreter would spend most of the
+    test importing torch and grad-cam) on saved, untrained and identical transfer/baseline nets."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    pytest.importorskip("pytorch_grad_cam")
+    models = pytest.importorskip("sj_transfer.models")
+    for kind in ("transfer", "baseline"):
+        torch.manual_seed(0)
+        net = models.TransferVGGSNN(10, image_size=17, cfg=[16, "P", 32, "P"], static_head=kind == "transfer")
+        (tmp_path / kind).mkdir()
+        state = {"net." + k: v for k, v in net.state_dict().items()}
+        torch.save({"model": state, "epoch": 1, "val_acc1": 0.0}, tmp_path / kind / "best.pt")
+    path = Path(__file__).resolve().parents[2] / "examples" / "transfer_analysis.py"
+    spec = importlib.util.spec_from_file_location("transfer_analysis_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out = tmp_path / "fig"
+    argv = ["--run-dir", str(tmp_path), "--out", str(out), "--subset", "16", "--grid", "3", "--line", "3"]
+    rep = example.main([*argv, "--cka-samples", "16"])
+    for f in ("cam.png", "landscape.png", "cka.png"):
+        _is_png(out / f)
+    assert json.loads((out / "analysis.json").read_text()) == json.loads(json.dumps(rep))
+    assert set(rep["landscape"]) == {"transfer", "baseline"} and rep["landscape_loss"] == "tet"
+    # the same initial weights and the same directions (seeded per parameter name): the same landscape
+    assert rep["landscape"]["transfer"]["loss_at_theta"] == rep["landscape"]["baseline"]["loss_at_theta"]
+    diag = rep["cka_diagonal"]["events: transfer (rows) vs baseline (cols)"]
+    assert list(diag)[:3] == ["conv1+bn", "lif1", "pool1"] and diag["conv1+bn"] == 1.0
+    assert set(rep["seconds"]) >= {"cam", "landscape_transfer", "landscape_baseline", "cka"}
