@@ -67,3 +67,25 @@ def usage_errors(name: str, cases: list[tuple[list[str], str]], cwd: str | Path)
         assert len(lines) == 1 and key in lines[0] and "Traceback" not in err, (args, err)
         assert time.time() - t0 < 120, (args, "a config error must come before any work")
     assert not (Path(cwd) / "runs").exists(), "a refused run wrote nothing"
+
+
+def scripts(
+    *runs: tuple[str, list[str]], cwd: str | Path | None = None, timeout: float = 600
+) -> list[Result]:
+    """Several console-script runs at once (``[(name, args), ...]``), results in order."""
+    procs = []
+    for name, args in runs:
+        p = subprocess.Popen(
+            [str(BIN / name), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
+            cwd=cwd,
+        )
+        procs.append((p, time.time()))
+    out = []
+    for p, t0 in procs:
+        o, e = p.communicate(timeout=timeout)
+        out.append(Result(p.returncode, o, e, time.time() - t0))
+    return out
