@@ -224,10 +224,6 @@ def _rules(ref: Mapping[str, torch.Tensor], conv: Conversion, rules: Iterable[tu
             break
 
 
-def _num(s: str) -> int:
-    return int(s)
-
-
 # ----------------------------------------------------------------------------------------- qcfs / cos
 
 
@@ -250,8 +246,8 @@ def _qcfs_vgg(ref: Mapping[str, torch.Tensor], model: nn.Module) -> Conversion:
     for k in ref:
         m = re.fullmatch(r"(?:layer(\d+)|(classifier))\.(\d+)\.(\w+)", k)
         if m:
-            sec = 99 if m.group(2) else _num(m.group(1))
-            units.setdefault((sec, _num(m.group(3))), {})[m.group(4)] = k
+            sec = 99 if m.group(2) else int(m.group(1))
+            units.setdefault((sec, int(m.group(3))), {})[m.group(4)] = k
     ref_seq = []  # (kind, {param: ref key})
     for _, params in sorted(units.items()):
         if "up" in params:
@@ -312,14 +308,14 @@ def _qcfs_resnet(ref: Mapping[str, torch.Tensor], model: nn.Module) -> Conversio
     for k in ref:
         m = re.match(r"conv(\d+)_x\.(\d+)\.", k)
         if m:
-            s, b = _num(m.group(1)), _num(m.group(2))
+            s, b = int(m.group(1)), int(m.group(2))
             blocks[s] = max(blocks.get(s, 0), b + 1)
     offset, n = {}, 0
     for s in sorted(blocks):
         offset[s], n = n, n + blocks[s]
 
     def block(m, v, part):
-        n = offset[_num(m.group(1))] + _num(m.group(2))
+        n = offset[int(m.group(1))] + int(m.group(2))
         return f"layers.{n}.{part}" + re.sub(r"(^|\.)up$", r"\1threshold", m.group(3)), v
 
     _rules(
@@ -447,10 +443,10 @@ def convert_transfer(
         j: next(((i, m) for i, m in enumerate(feats) if i > j and hasattr(m, "v_threshold")), None)
         for j in convs
     }
-    ref_idx = sorted({_num(m.group(1)) for k in ref if (m := re.fullmatch(r"feature\.(\d+)\..+", k))})
+    ref_idx = sorted({int(m.group(1)) for k in ref if (m := re.fullmatch(r"feature\.(\d+)\..+", k))})
     pos = {i: convs[n] for n, i in enumerate(ref_idx) if n < len(convs)}
     coeffs = sorted(
-        ((_num(m.group(1)), k) for k in ref if (m := re.fullmatch(r"coefficient\.(\d+)", k))),
+        ((int(m.group(1)), k) for k in ref if (m := re.fullmatch(r"coefficient\.(\d+)", k))),
         key=lambda t: t[0],
     )
     if coeffs:
@@ -466,7 +462,7 @@ def convert_transfer(
             conv.used.update(k for _, k in coeffs)
 
     def feature(m, v):
-        i, rest = _num(m.group(1)), m.group(2)
+        i, rest = int(m.group(1)), m.group(2)
         if i not in pos:
             return None
         j = pos[i]
@@ -486,9 +482,9 @@ def convert_transfer(
     # Constants the reference stores as (frozen) parameters: they must equal our neurons' settings.
     for k, v in ref.items():
         m = re.fullmatch(r"feature\.(\d+)\.node\.(threshold|act_fun\.alpha)", k)
-        if not m or _num(m.group(1)) not in pos:
+        if not m or int(m.group(1)) not in pos:
             continue
-        found = nodes[pos[_num(m.group(1))]]
+        found = nodes[pos[int(m.group(1))]]
         if found is None:
             continue
         where, node = found
