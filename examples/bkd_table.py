@@ -34,7 +34,6 @@ under every thread setting.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
@@ -49,27 +48,27 @@ FEATURE_LOSS, LOGIT_LOSS = {"bkd": "bkd", "mixed": "bkd"}, {"kd": "kd", "mixed":
 MIN_GAIN, MIN_SE_RATIO = 1.0, 2.0
 
 
-def _set(cfg: dict, assignment: str) -> None:
-    """``key.sub=value`` (value parsed as YAML) into the config dict."""
+def _overrides(args) -> dict:
+    """``--set key.sub=value`` (values parsed as YAML) and the quiet, smoke-run settings, as recipe overrides."""
     import yaml
 
-    if "=" not in assignment:
-        raise ValueError(f"--set: expected key.sub=value, got {assignment!r}")
-    key, value = assignment.split("=", 1)
-    node = cfg
-    *path, last = key.split(".")
-    for p in path:
-        node = node.setdefault(p, {})
-    node[last] = yaml.safe_load(value)
-
-
-def _config(args) -> dict:
-    from sj_bkd.recipe import load_config
-
-    cfg = load_config(args.config)
+    ov = {"train.progress": False, "train.tensorboard": False}
+    if args.max_steps_per_epoch:
+        ov["train.max_steps_per_epoch"] = args.max_steps_per_epoch
     for a in args.set:
-        _set(cfg, a)
-    return cfg
+        if "=" not in a:
+            raise ValueError(f"--set: expected key.sub=value, got {a!r}")
+        key, value = a.split("=", 1)
+        ov[key] = yaml.safe_load(value)
+    return ov
+
+
+def _config(args, out, **more):
+    """The typed config (``sj_bkd.recipe.RECIPE``) with the overrides; the student runs in ``<out>/student``, a
+    teacher stage in ``<out>/teacher``."""
+    from sj_bkd.recipe import RECIPE
+
+    return RECIPE.config(args.config, {**_overrides(args), **more}, out=str(out))
 
 
 def _git_head() -> str | None:
@@ -128,21 +127,21 @@ def _summarise_run(res: dict, arm: str) -> dict:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _teacher(cfg: dict, out: Path, overrides: dict) -> tuple[str, dict]:
-    """Train the shared teacher once (cached in ``<out>/teacher``); returns (weights path, summary)."""
+def _teacher(cfg) -> tuple[str, dict]:
+    """Train the shared teacher once (cached in ``teacher.train.out``); returns (weights path, summary)."""
     from sj_bkd.recipe import build_data, train_teacher
 
-    tdir = out / "teacher"
+    tdir = Path(cfg.teacher.train.out)
     cache = tdir / "teacher.json"
     if cache.is_file() and (tdir / "teacher.pt").is_file():
         return str(tdir / "teacher.pt"), json.loads(cache.read_text())
-    seed = cfg["teacher"]["train"].get("seed", 0)
-    t_data = build_data(cfg, seed=seed, role="teacher")
-    weights, res = train_teacher(cfg, t_data, tdir, overrides)
+    seed = cfg.teacher.train.seed
+    t_data = build_data(cfg, role="teacher")
+    weights, res = train_teacher(cfg, t_data)
     summary = {
         "test_acc1": res["test_acc1"],
         "best_val_acc1": res["best_val_acc1"],
-        "train_images": len(t_data[0]),
+        "train_images": len(t_data.train),
         "seed": seed,
         "threads": _threads(),
         "wall_time_s": round(res["wall_time_s"], 1),
@@ -158,15 +157,15 @@ def _threads() -> int:
 
 
 def worker(args) -> None:
+    import dataclasses
+
     import torch
     from sj_bkd.recipe import build_data, train_student
 
     n = args.threads[0]
     torch.set_num_threads(n)
-    cfg = _config(args)
     out = Path(args.out)
-    overrides = {"progress": False, "tensorboard": False, "max_steps_per_epoch": args.max_steps_per_epoch}
-    weights, teacher = (None, None) if args.calibrate else _teacher(cfg, out, overrides)
+    weights, teacher = (None, None) if args.calibrate else _teacher(_config(args, out))
     tdir = out / f"threads{n}"
     for seed in args.seeds:
         for arm in args.arms:
@@ -174,20 +173,18 @@ def worker(args) -> None:
             cache = cdir / "cell.json"
             if cache.is_file():
                 continue
-            c = copy.deepcopy(cfg)
-            c.setdefault("distill", {})["mode"] = arm
-            c["train"]["seed"] = seed
-            data = build_data(c, seed=seed)  # the subset: data.subset_seed (fixed), not this seed
+            c = _config(args, cdir, **{"distill.mode": arm, "train.seed": seed})
+            data = build_data(c)  # the subset: data.subset_seed (fixed), not this seed
             if args.calibrate:  # the setting is chosen on train and val only: no test pass
-                data = (data[0], data[1], None, data[3])
+                data = dataclasses.replace(data, test=None)
             t0 = time.time()
-            res = train_student(c, data, cdir, None if arm == "none" else weights, overrides)
+            res = train_student(c, data, None if arm == "none" else weights)
             row = {
                 "threads": n,
                 "torch_threads": _threads(),
                 "arm": arm,
                 "seed": seed,
-                "train_images": len(data[0]),
+                "train_images": len(data.train),
                 **_summarise_run(res, arm),
                 "process_wall_s": round(time.time() - t0, 1),
             }
@@ -356,7 +353,9 @@ def plot(study: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     arms, settings = study["arms"], study["summary"]["settings"]
-    fig, axes = plt.subplots(2, len(settings), figsize=(4.2 * len(settings), 6.4), squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(settings), figsize=(4.2 * len(settings), 6.4), squeeze=False, sharey="row"
+    )
     for j, (n, s) in enumerate(settings.items()):
         ax = axes[0][j]
         if "gains" in s:
@@ -366,7 +365,8 @@ def plot(study: dict, path: Path) -> None:
                 ax.scatter(xs, g["per_seed"], s=14, alpha=0.7, color=f"C{k + 1}")
                 ax.errorbar(k + 0.3, g["mean"], yerr=2 * g["se"], fmt="D", color="k", capsize=4, ms=4)
             ax.axhline(0, color="0.5", lw=0.8)
-            ax.axhline(MIN_GAIN, color="C3", lw=0.8, ls="--")
+            ax.axhline(MIN_GAIN, color="C3", lw=0.8, ls="--", label=f"criterion: {MIN_GAIN:g} point")
+            ax.legend(fontsize=7, loc="lower right")
             ax.set_xticks(range(len(arms) - 1), [f"{a} - none" for a in arms[1:]])
         ax.set_title(f"{n} thread(s): paired gain (points)\ndots: seeds; diamond: mean ± 2 SE", fontsize=9)
         ax = axes[1][j]
@@ -411,8 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> dict | None:
     args = build_parser().parse_args(argv)
-    cfg = _config(args)
-    study_cfg = cfg.get("study", {})
+    cfg = _config(args, args.out)
+    study_cfg = cfg.study or {}
     args.seeds = args.seeds or study_cfg.get("seeds", list(range(8)))
     args.threads = args.threads or study_cfg.get("threads", [1, 2])
     args.arms = args.arms or study_cfg.get("arms", list(ARMS))
@@ -457,8 +457,7 @@ def main(argv=None) -> dict | None:
         for a in args.arms
         for s in args.seeds
     )
-    d, tr = cfg["data"], cfg["train"]
-    dist = cfg.get("distill", {})
+    d, tr, dist = cfg.data, cfg.train, cfg.distill
     study = {
         "config": args.config,
         "set": args.set,
@@ -467,11 +466,10 @@ def main(argv=None) -> dict | None:
         "threads": args.threads,
         "arms": args.arms,
         "setting": (
-            f"student {cfg['student']['name']} T={d['T']} on {d.get('train_subset')} train images "
-            f"(subset_seed {d.get('subset_seed')}), {tr['epochs']} epochs, batch {tr['batch_size']}, "
-            f"lr {tr['lr']} {tr['optimizer']} {tr['scheduler']}; teacher {cfg['teacher']['name']}; "
-            f"distill alpha={dist.get('alpha')} lam={dist.get('lam')} tau={dist.get('tau')} "
-            f"beta={dist.get('beta')} kd_tau={dist.get('kd_tau', 4.0)}"
+            f"student {cfg.student.name} T={d.T} on {d.train_subset} train images "
+            f"(subset_seed {d.subset_seed}), {tr.epochs} epochs, batch {tr.batch_size}, "
+            f"lr {tr.lr} {tr.optimizer} {tr.scheduler}; teacher {cfg.teacher.name}; "
+            f"distill alpha={dist.alpha} lam={dist.lam} tau={dist.tau} beta={dist.beta} kd_tau={dist.kd_tau}"
         ),
         "teacher": teacher,
         "wall_time_s": teacher.get("wall_time_s", 0.0) + runs_wall,
