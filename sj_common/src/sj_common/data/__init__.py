@@ -6,7 +6,7 @@ samples) and ``.classes`` (list of str). Names are imported on first use (module
 
 * embedded (no root, no download): :class:`MNIST5k`, :class:`Digits8x8`, :class:`MNIST5kEvents`
 * event arrays: :data:`EVENT_DTYPE`, :func:`check_events` (what every reader checks)
-* emulator: :class:`SaccadeEmulator`, :func:`emulate_saccades`
+* emulator: :class:`SaccadeEmulator`, :func:`emulate_saccades`, :func:`emulator_preset`, :data:`EMULATOR_PRESETS`
 * frames: :func:`events_to_frames`, :class:`ToFrames`, :class:`FrameCache`, :class:`CachedFrames`
 * pairing: :class:`PairedStaticEvent`, :func:`encode_static`
 * splits: :func:`stratified_split`, :func:`stratified_subset`, :func:`train_test_split`, :class:`Subset` (keeps ``.targets``)
@@ -27,6 +27,8 @@ _LAZY = {
     "SaccadeEmulator": "emulator",
     "emulate_saccades": "emulator",
     "saccade_path": "emulator",
+    "EMULATOR_PRESETS": "emulator",
+    "emulator_preset": "emulator",
     "EVENT_DTYPE": "eventarray",
     "check_events": "eventarray",
     "events_to_frames": "frames",

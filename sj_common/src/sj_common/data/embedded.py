@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .emulator import SaccadeEmulator
+from .emulator import SaccadeEmulator, emulator_preset
 from .frames import _check_T, events_to_frames
 from .splits import stratified_split
 
@@ -163,7 +163,10 @@ class MNIST5kEvents(Dataset):
         T: number of time bins.
         seed: split seed and event seed.
         cache_dir: optional folder for the frame cache.
-        emulator: a :class:`SaccadeEmulator` (default: its defaults).
+        emulator: a :class:`SaccadeEmulator` (default: the ``preset``'s).
+        preset: a name of :data:`~sj_common.data.emulator.EMULATOR_PRESETS` (``"default"``: the emulator's
+            defaults, the clean twin; ``"noisy"``: higher, mismatched thresholds, 5 ms refractory period,
+            5 Hz/pixel background noise). Only used when ``emulator`` is None.
         transform: applied to the float32 frames ``[T, 2, 34, 34]``.
 
     Item: ``(frames float32 [T, 2, 34, 34], label int)``; ``.targets``, ``.classes``, ``.indices`` as in
@@ -180,11 +183,12 @@ class MNIST5kEvents(Dataset):
         cache_dir: str | os.PathLike | None = None,
         emulator: SaccadeEmulator | None = None,
         transform=None,
+        preset: str = "default",
     ):
         T = _check_T(T)  # a positive int; nan, True, 2.0 refused (as events_to_frames)
         self.static = MNIST5k(split, seed)
         self.split, self.T, self.seed = split, T, int(seed)
-        self.emulator = emulator if emulator is not None else SaccadeEmulator()
+        self.emulator = emulator if emulator is not None else emulator_preset(preset)
         if not isinstance(self.emulator, SaccadeEmulator):
             raise TypeError(f"emulator must be a SaccadeEmulator, got {type(self.emulator).__name__}")
         self.targets, self.indices = self.static.targets, self.static.indices
