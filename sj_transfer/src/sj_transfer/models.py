@@ -7,9 +7,14 @@ feature map, applied per step. The CKA feature is the **membrane potential after
 spiking layer (before the final pool), recorded with SpikingJelly's ``store_v_seq``: it carries more
 information than the binary spikes (spec pitfall 1).
 
-Deliberate deviation (spec appendix 6.10): BatchNorm normalises over ``T * B`` (SpikingJelly's
-``SeqToANNContainer``) instead of once per time step; the two branches still run as separate passes
+BatchNorm (spec appendix 6.10): by default it normalises over ``T * B`` (SpikingJelly's
+``SeqToANNContainer``); ``bn_per_step=True`` is the reference's: each time step is normalised with its own
+batch statistics over ``B`` (SpikingJelly's ``MultiStepContainer``, one BN module called ``T`` times, so the
+running statistics are updated ``T`` times per pass). Either way the two branches run as separate passes
 (never concatenated), so BN statistics are never mixed across domains within one call.
+
+``shared_head=True``: one classifier head for both domains (the reference's N-Omniglot model), so the static
+images also train the head that is tested; ``head="static"`` then uses the event head.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ class TransferVGGSNN(nn.Module):
         tau, v_threshold: LIF parameters (2.0, 0.5).
         surrogate_function: spike surrogate (default :class:`~sj_transfer.surrogate.QGateGrad`, alpha 2).
         static_head: build the static head (False for the event-only baseline).
+        shared_head: one head for both domains: ``head="static"`` uses the event head (no static head is
+            built; ``static_head`` is then ignored). Default False (two heads, the VGG-SNN reference).
+        bn_per_step: BatchNorm per time step over the batch (the reference) instead of over ``T * B``
+            (default False). The parameters and state-dict keys are the same either way.
         backend: neuron backend override (0.0.0.0.14 only; None = fastest available).
 
     Shapes: ``forward(x [T, B, C, H, W], head="event") -> logits [T, B, K]``;
@@ -59,6 +68,8 @@ class TransferVGGSNN(nn.Module):
         surrogate_function: nn.Module | None = None,
         static_head: bool = True,
         backend: str | None = None,
+        shared_head: bool = False,
+        bn_per_step: bool = False,
     ):
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 2:
@@ -73,11 +84,9 @@ class TransferVGGSNN(nn.Module):
                 layers.append(layer.SeqToANNContainer(nn.AvgPool2d(2)))
                 size //= 2
                 continue
-            layers.append(
-                layer.SeqToANNContainer(
-                    nn.Conv2d(c, int(v), 3, padding=1, bias=False), nn.BatchNorm2d(int(v))
-                )
-            )
+            # MultiStepContainer loops over T (BN statistics per step); SeqToANNContainer merges T into B
+            container = layer.MultiStepContainer if bn_per_step else layer.SeqToANNContainer
+            layers.append(container(nn.Conv2d(c, int(v), 3, padding=1, bias=False), nn.BatchNorm2d(int(v))))
             layers.append(
                 lif_node(
                     backend=backend,
@@ -98,9 +107,10 @@ class TransferVGGSNN(nn.Module):
         self.tap.store_v_seq = True  # membrane potential after reset, every step
         self.feature_dim = c * size * size
         self.event_head = layer.SeqToANNContainer(nn.Flatten(), nn.Linear(self.feature_dim, num_classes))
+        self.shared_head, self.bn_per_step = bool(shared_head), bool(bn_per_step)
         self.static_head = (
             layer.SeqToANNContainer(nn.Flatten(), nn.Linear(self.feature_dim, num_classes))
-            if static_head
+            if static_head and not shared_head
             else None
         )
 
@@ -127,11 +137,12 @@ class TransferVGGSNN(nn.Module):
         self._check(x)
         if head not in ("event", "static"):
             raise ValueError(f"head: expected 'event' or 'static', got {head!r}")
-        if head == "static" and self.static_head is None:
+        if head == "static" and self.static_head is None and not self.shared_head:
             raise ValueError("head: 'static' requested but this network was built with static_head=False")
         spikes = self.features(x)
         v_seq = self.tap.v_seq
-        logits = (self.static_head if head == "static" else self.event_head)(spikes)
+        use_static = head == "static" and not self.shared_head
+        logits = (self.static_head if use_static else self.event_head)(spikes)
         return logits, v_seq
 
     def forward(self, x: torch.Tensor, head: str = "event") -> torch.Tensor:

@@ -35,9 +35,9 @@ from sj_common.recipe import Data, Flag, Recipe
 
 from .loss import DomainTransferLoss
 from .models import PAPER_CFG, SMALL_CFG, TransferVGGSNN
-from .sampler import SlidingReplacement, make_schedule
+from .sampler import ClassBalancedResample, SlidingReplacement, make_schedule
 from .surrogate import QGateGrad, back_ei_gate_grad
-from .train import RandomCropFrames, TransferModel, transfer_step
+from .train import FlipRotateFrames, RandomCropFrames, TransferModel, transfer_step
 
 __all__ = ["TransferData", "TransferNet", "TransferMethod", "TransferConfig", "TransferRecipe", "RECIPE"]
 
@@ -53,7 +53,17 @@ class TransferData:
     ``val_fraction``: event training samples held out for model selection (real data sets; mnist5k has its
     own val split); ``crop_padding``: the event random crop's padding (null: ``size // 12``, the spec's);
     ``num_classes``: checked against the data when given; ``cache_dir``: folder of the emulated-frame cache
-    of ``mnist5k`` (null: ``<system temp>/sj_cache``)."""
+    of ``mnist5k`` (null: ``<system temp>/sj_cache``).
+
+    Options of the reference (defaults: our earlier behaviour; the paper configs set the reference's):
+    ``preset``: the ``mnist5k`` event twin's emulator preset (``default``: the clean twin; ``noisy``: higher,
+    mismatched thresholds, 5 ms refractory period, 5 Hz/pixel background noise; ``sj_common.data.
+    EMULATOR_PRESETS``); ``balanced_sampling``: draw training items class-balanced **with replacement**
+    (:class:`~sj_transfer.sampler.ClassBalancedResample`, the reference's ``WeightedRandomSampler``; false:
+    each kept sample once per epoch, shuffled); ``samples_per_epoch``: items per epoch with
+    ``balanced_sampling`` (null: the training set's size, the reference's); ``dvs_augment``: the reference's
+    ``--DVS-DA``, a horizontal flip and a rotation up to 15 degrees per sample after the random crop
+    (:class:`~sj_transfer.train.FlipRotateFrames`; false: the crop alone)."""
 
     T: int
     size: int
@@ -68,8 +78,26 @@ class TransferData:
     num_classes: int | None = None
     subset_seed: int | None = default_of(PairedStaticEvent, "subset_seed")
     cache_dir: str | None = None
+    preset: str = "default"
+    balanced_sampling: bool = False
+    samples_per_epoch: int | None = None
+    dvs_augment: bool = False
 
     def __post_init__(self) -> None:
+        from sj_common.data.emulator import EMULATOR_PRESETS
+
+        if self.preset not in EMULATOR_PRESETS:
+            raise ValueError(f"preset: expected one of {sorted(EMULATOR_PRESETS)}, got {self.preset!r}")
+        if self.samples_per_epoch is not None:
+            if not self.balanced_sampling:
+                raise ValueError(
+                    f"samples_per_epoch: only used with balanced_sampling: true, got {self.samples_per_epoch!r} "
+                    "with balanced_sampling: false"
+                )
+            if not isinstance(self.samples_per_epoch, int) or self.samples_per_epoch < 1:
+                raise ValueError(
+                    f"samples_per_epoch: expected null or an int >= 1, got {self.samples_per_epoch!r}"
+                )
         if self.T < 1 or self.size < 1:
             raise ValueError(f"T, size: expected integers >= 1, got T={self.T}, size={self.size}")
         for name in ("train_ratio", "static_ratio"):
@@ -81,13 +109,18 @@ class TransferData:
 class TransferNet:
     """``cfg``: ``paper`` (the paper's VGG-SNN), ``small``, or a list of widths and ``P`` (pooling);
     ``surrogate``: ``qgategrad`` (the paper's) or ``rect`` (N-Omniglot's); ``surrogate_alpha``: null for
-    the surrogate's own default."""
+    the surrogate's own default; ``shared_head``: one classifier head for both domains (static images then
+    train the tested head; the reference's N-Omniglot model; false: a static and an event head, its
+    VGG-SNN); ``bn_per_step``: BatchNorm statistics per time step over the batch (the reference) instead of
+    over ``T * B`` (false, SpikingJelly's ``SeqToANNContainer``). See :class:`TransferVGGSNN`."""
 
     cfg: str | list[int | str] = "paper"
     tau: float = default_of(TransferVGGSNN, "tau")
     v_threshold: float = default_of(TransferVGGSNN, "v_threshold")
     surrogate: str = "qgategrad"
     surrogate_alpha: float | None = None
+    shared_head: bool = default_of(TransferVGGSNN, "shared_head")
+    bn_per_step: bool = default_of(TransferVGGSNN, "bn_per_step")
 
     def __post_init__(self) -> None:
         if isinstance(self.cfg, str) and self.cfg not in _ARCHS:
@@ -174,7 +207,7 @@ class TransferRecipe(Recipe):
         if d.event == "mnist5k":
             cache = d.cache_dir or str(Path(tempfile.gettempdir()) / "sj_cache")
             event_train, val, test = (
-                D.MNIST5kEvents(s, T=d.T, seed=d.split_seed, cache_dir=cache)
+                D.MNIST5kEvents(s, T=d.T, seed=d.split_seed, cache_dir=cache, preset=d.preset)
                 for s in ("train", "val", "test")
             )
             # the emulator shows the 28x28 digit in the middle of a 34x34 sensor (as N-MNIST): pad, not resize,
@@ -218,6 +251,13 @@ class TransferRecipe(Recipe):
                 size=static_size,
                 use_hsv=d.use_hsv,
             )
+        if d.balanced_sampling:
+            if cfg.train.workers:
+                raise UsageError(
+                    f"data.balanced_sampling: needs train.workers: 0 (the draws count accesses in the main "
+                    f"process), got train.workers: {cfg.train.workers}"
+                )
+            train = ClassBalancedResample(train, d.samples_per_epoch, seed=seed)
         return Data(train, val, test, num_classes=num_classes, sequence_input=True)
 
     def build_model(self, cfg: TransferConfig, data: Data) -> TransferModel:
@@ -235,6 +275,8 @@ class TransferRecipe(Recipe):
             v_threshold=m.v_threshold,
             surrogate_function=sg,
             static_head=not baseline,
+            shared_head=m.shared_head,
+            bn_per_step=m.bn_per_step,
         )
         loss = DomainTransferLoss(
             cfg.data.T,
@@ -281,7 +323,16 @@ class TransferRecipe(Recipe):
             y = F.interpolate(x.flatten(0, 1), size=(size, size), mode="area")
             return y.view(B, T, *y.shape[1:])
 
-        return transfer_step(sliding, RandomCropFrames(pad) if pad else None, preprocess=resize)
+        augs = ([RandomCropFrames(pad)] if pad else []) + (
+            [FlipRotateFrames(15.0)] if cfg.data.dvs_augment else []
+        )
+
+        def augment(x: torch.Tensor) -> torch.Tensor:
+            for a in augs:
+                x = a(x)
+            return x
+
+        return transfer_step(sliding, augment if augs else None, preprocess=resize)
 
     def extra_results(self, cfg: TransferConfig, data: Data) -> dict[str, Any]:
         return {

@@ -31,7 +31,7 @@ from .loss import DomainTransferLoss, TransferLossOutput
 from .sampler import SlidingReplacement
 from .tet import tet_loss
 
-__all__ = ["TransferModel", "TransferForward", "transfer_step", "RandomCropFrames"]
+__all__ = ["TransferModel", "TransferForward", "transfer_step", "RandomCropFrames", "FlipRotateFrames"]
 
 
 @dataclass
@@ -140,6 +140,39 @@ class RandomCropFrames:
         padded = F.pad(x, (p, p, p, p))
         off = torch.randint(0, 2 * p + 1, (B, 2), generator=self.generator).tolist()
         return torch.stack([padded[:, b, :, i : i + H, j : j + W] for b, (i, j) in enumerate(off)], dim=1)
+
+
+class FlipRotateFrames:
+    """The reference's ``--DVS-DA`` event augmentation: horizontal flip (probability 0.5) and a rotation by an
+    angle uniform in ``[-degrees, degrees]``, one draw per sample shared by all its frames and channels.
+
+    torchvision's ``RandomHorizontalFlip`` / ``RandomRotation(15)`` (nearest interpolation, zero fill), as
+    the reference applies them to the frame tensor; done here per sample on the batch because torchvision's
+    transforms draw one parameter per call. ``x [T, B, C, H, W]`` -> same shape. Apply after the crop.
+    """
+
+    def __init__(self, degrees: float = 15.0, flip: bool = True, generator: torch.Generator | None = None):
+        if not 0.0 <= float(degrees) <= 180.0:
+            raise ValueError(f"degrees: expected a number in [0, 180], got {degrees!r}")
+        self.degrees, self.flip, self.generator = float(degrees), bool(flip), generator
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms.v2 import functional as TF
+
+        if x.dim() != 5:
+            raise ValueError(f"x: expected [T, B, C, H, W], got {tuple(x.shape)}")
+        B = x.shape[1]
+        flips = (torch.rand(B, generator=self.generator) < 0.5).tolist() if self.flip else [False] * B
+        angles = ((torch.rand(B, generator=self.generator) * 2 - 1) * self.degrees).tolist()
+        out = []
+        for b in range(B):
+            xb = x[:, b]  # [T, C, H, W]
+            if flips[b]:
+                xb = xb.flip(-1)
+            if self.degrees:
+                xb = TF.rotate(xb, angles[b], interpolation=TF.InterpolationMode.NEAREST, fill=0.0)
+            out.append(xb)
+        return torch.stack(out, dim=1)
 
 
 def transfer_step(

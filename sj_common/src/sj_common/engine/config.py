@@ -53,6 +53,12 @@ class TrainConfig:
     tensorboard: bool = True  # scalars under out/tb on rank 0
     deterministic: bool = False  # torch.use_deterministic_algorithms (CUDA); CPU runs are seeded anyway
     amp_dtype: str = "float16"  # "float16" (with GradScaler) | "bfloat16" (no scaler needed)
+    # "none": weight decay on every parameter; "1d": none on parameters with ndim <= 1 (biases, norm weights,
+    # per-step scalars such as sj_transfer's c_t): timm's param_groups_weight_decay convention
+    no_weight_decay_on: str = "none"
+    # None: lr as given; an int N: the optimizer's lr is lr * (batch_size * world_size) / N (timm's
+    # "lr scaled by batch / 1024" with N = 1024)
+    lr_reference_batch: int | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> ValueError:
@@ -84,6 +90,12 @@ class TrainConfig:
             raise bad("label_smoothing", "a float in [0, 1)")
         if self.lr_step_epochs < 1:
             raise bad("lr_step_epochs", "an integer >= 1")
+        if self.no_weight_decay_on not in ("none", "1d"):
+            raise bad("no_weight_decay_on", "'none' or '1d'")
+        if self.lr_reference_batch is not None and (
+            not isinstance(self.lr_reference_batch, int) or self.lr_reference_batch < 1
+        ):
+            raise bad("lr_reference_batch", "None or an integer >= 1")
         if self.amp_dtype not in ("float16", "bfloat16"):
             raise bad("amp_dtype", "'float16' or 'bfloat16'")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):

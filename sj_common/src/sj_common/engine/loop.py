@@ -126,14 +126,23 @@ def evaluate(
 # ----------------------------------------------------------------------------------------------------
 
 
-def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(params, cfg: TrainConfig, world: int = 1) -> torch.optim.Optimizer:
+    lr = cfg.lr
+    if cfg.lr_reference_batch is not None:
+        lr = cfg.lr * cfg.batch_size * world / cfg.lr_reference_batch
+    if cfg.no_weight_decay_on == "1d" and cfg.weight_decay:
+        decay = [p for p in params if p.ndim > 1]
+        params = [
+            {"params": decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+            params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
         )
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
 
 
 def _scheduler(opt, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -244,7 +253,7 @@ class _Trainer:
         if cfg.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, cfg.max_steps_per_epoch)
         self.total_steps = cfg.epochs * self.steps_per_epoch
-        self.optimizer = _optimizer(self.params, cfg)
+        self.optimizer = _optimizer(self.params, cfg, self.world)
         self.scheduler = _scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.use_amp and cfg.amp_dtype == "float16"
