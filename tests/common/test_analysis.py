@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from sj_common.analysis import (
+    METHODS,
     SNNImageClassifier,
     cka_map,
     cka_time_map,
@@ -83,13 +84,15 @@ def test_cam_map_has_input_size_and_follows_the_planted_patch(trained_patch_net)
     pytest.importorskip("pytorch_grad_cam")
     net = trained_patch_net
     g = torch.Generator().manual_seed(2)
-    for method in ("gradcam", "gradcam++", "layercam"):
+    for method in sorted(METHODS):
         peaks = []
         for at in ((1, 1), (8, 8), (1, 8)):
             x, _ = patch_batch(1, g, at=at)
             cam = snn_cam(net, x, method=method, targets=[1])
             assert cam.shape == (1, SIZE, SIZE) and cam.dtype == np.float32
             assert 0.0 <= cam.min() and cam.max() <= 1.0 + 1e-6
+            if method.startswith("eigen"):
+                continue  # class-agnostic first principal component: its sign is arbitrary, no localisation
             # the maximum (on binary spikes it is a plateau) sits on the patch: every arg-max pixel
             # within the 5x5 receptive field of the patch, their centroid within 1 px of its centre
             rows, cols = np.nonzero(cam[0] >= cam[0].max() - 1e-6)
@@ -102,7 +105,9 @@ def test_cam_map_has_input_size_and_follows_the_planted_patch(trained_patch_net)
                 centre,
             )
             peaks.append((round(centre[0]), round(centre[1])))
-        assert len(set(peaks)) == 3, f"{method}: the maximum did not move with the patch: {peaks}"
+        assert method.startswith("eigen") or len(set(peaks)) == 3, (
+            f"{method}: the maximum did not move: {peaks}"
+        )
 
 
 def test_cam_static_image_repeats_it_and_state_is_reset(trained_patch_net):
