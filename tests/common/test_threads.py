@@ -66,3 +66,25 @@ def test_default_threads_reads_omp_num_threads(monkeypatch):
 def test_bad_threads_named(bad):
     with pytest.raises(ValueError, match=r"threads: expected None or an integer >= 0.*got"):
         apply_thread_policy(bad)
+
+
+def test_warns_when_more_threads_would_spin():
+    # torch (hence OpenMP) already loaded, no wait policy set: more than one thread keeps the spinning default
+    code = (
+        "import os, warnings, torch\n"
+        "from sj_common.threads import apply_thread_policy\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    apply_thread_policy(1)\n"
+        "    assert not w, [str(x.message) for x in w]\n"
+        "    apply_thread_policy(2)\n"
+        "    assert len(w) == 1 and 'export OMP_WAIT_POLICY=PASSIVE' in str(w[0].message)\n"
+        "    os.environ['OMP_WAIT_POLICY'] = 'PASSIVE'\n"
+        "    apply_thread_policy(2)\n"
+        "    assert len(w) == 1\n"
+        "print('ok')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
