@@ -5,9 +5,16 @@ potential to find neurons with one spike too many (``v_rho < 0`` with at least o
 (``v_rho >= 1``), moves their initial potential down / up, resets and runs the ``T`` main steps on the
 same inputs (the first ``rho`` replayed). Spec: ``shared/methods/calib.md`` section 3.
 
-Reused from SpikingJelly: the neuron itself (``IFNode(v_threshold=1, v_reset=None)``, soft reset, fires at
-``H >= 1``, built through ``sj_common.compat.if_node`` so both SpikingJelly lines work) and
-``base.MemoryModule`` for the layer. SpikingJelly has no offset-spike calibration, hence this module.
+Reused from SpikingJelly: the neuron of the main run (``IFNode(v_threshold=1, v_reset=None)``, soft reset,
+fires at ``H >= 1``, built through ``sj_common.compat.if_node`` so both SpikingJelly lines work) and
+``base.MemoryModule`` for the layer. SpikingJelly has no offset-spike calibration, hence this module; the
+``rho``-step pre-simulation is a three-op loop of the node's exact arithmetic (see ``_presim``: it needs
+the pre-reset potential at every step, which the node only exposes through a costly recording).
+
+Cost (issue #13): ``rho`` pre-simulation steps, then only the neurons whose initial potential moved replay
+the window; the others' first ``rho`` main steps *are* their pre-simulation (same start, same inputs), and
+the node continues every neuron from step ``rho``. About ``T + rho`` neuron updates per layer, less when few
+neurons move, bit-identical to re-running every neuron (``benchmarks/calib.py`` measures it).
 
 Fixes of the reference code (documented in the spec, section 5.1):
 
