@@ -13,8 +13,9 @@ the pre-reset potential at every step, which the node only exposes through a cos
 
 Cost (issue #13): ``rho`` pre-simulation steps, then only the neurons whose initial potential moved replay
 the window; the others' first ``rho`` main steps *are* their pre-simulation (same start, same inputs), and
-the node continues every neuron from step ``rho``. About ``T + rho`` neuron updates per layer, less when few
-neurons move, bit-identical to re-running every neuron (``benchmarks/calib.py`` measures it).
+the node continues every neuron from step ``rho``: ``T + f * rho`` neuron updates per layer for a share ``f``
+of moved neurons (at most the ideal ``T + rho``; with more than half moved the whole window is replayed,
+cheaper than gathering), bit-identical to re-running every neuron (``benchmarks/calib.py`` measures it).
 
 Fixes of the reference code (documented in the spec, section 5.1):
 
