@@ -77,7 +77,7 @@ def plot_cams(
                 f"cams[{k!r}]: expected [N={ev.shape[0]}, {ev.shape[-2]}, {ev.shape[-1]}], got {v.shape}"
             )
     n, cols = ev.shape[0], 2 + len(maps)
-    fig = Figure(figsize=(1.9 * cols, 1.9 * n + 0.6), dpi=100, layout="constrained")
+    fig = Figure(figsize=(1.8 * cols, 1.8 * n + 0.6), dpi=90, layout="constrained")
     axes = fig.subplots(n, cols, squeeze=False)
     for r in range(n):
         rgb = event_rgb(ev[r])
