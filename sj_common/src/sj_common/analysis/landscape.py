@@ -9,13 +9,16 @@ get a zero direction, as the method prescribes ("ignore biasbn"): they are kept 
 BatchNorm running statistics are buffers, not parameters: they are untouched and, in eval mode, used
 as trained. The SNN is reset (``functional.reset_net``) before and after every batch.
 
-Why written here rather than taken from ``loss-landscapes`` (PyPI, 3.0.6): it imports and runs on
-torch 2.14, but (checked on it) its ``random_line``/``random_plane`` with ``normalization='filter'``
-raise ``ZeroDivisionError`` on any all-zero 1-D parameter (a fresh BatchNorm bias), rescale every
-element of 1-D parameters instead of zeroing them (not Li et al.'s BN rule), draw uniform [0, 1)
-directions (all components positive) instead of Gaussian ones, evaluate a grid that does not contain
-the origin exactly, and return no axis coordinates; its metric calls ``model(x)`` with no hook for the
-SNN state reset. The ~100 lines below do exactly the method.
+Why written here rather than taken from ``loss-landscapes`` (PyPI, 3.0.6, checked on torch 2.14.1): it
+imports and runs, but its ``random_line``/``random_plane`` with ``normalization='filter'`` raise
+``ZeroDivisionError`` on any all-zero 1-D parameter (a freshly initialised BatchNorm bias); they rescale
+each element of a 1-D parameter to that element's magnitude instead of zeroing BatchNorm/bias
+directions (not Li et al.'s rule); they draw uniform [0, 1) directions (every component positive), not
+Gaussian ones; ``random_line`` starts one step away from the weights and walks one way only, and
+``random_plane`` reaches its points by repeated in-place additions (the centre is not the trained
+weights bit-exactly); the extent is ``||theta|| / distance`` (larger ``distance``, smaller slice); no
+axis coordinates are returned; and its metric calls ``model(x)`` with no place for the SNN reset. The
+~100 lines below do exactly the method.
 
 Cost (measured on the embedded default, the ``sj_transfer`` mnist5k network: T=8, 17x17 frames, conv
 16-P-32-P, one thread): one evaluation of 256 samples takes 0.32 s of CPU time, so an 11 x 11 2-D grid
