@@ -419,12 +419,14 @@ class BkdRecipe(Recipe):
             ("--teacher-weights",),
             "teacher.weights",
             "local teacher checkpoint (.pt/.pth; .npz for timm ViTs)",
+            ("train", "eval"),
         ),
         Flag(("--teacher-epochs",), "teacher.train.epochs", "epochs of the teacher stage (--teacher train)"),
         Flag(
             ("--mode",),
             "distill.mode",
             "distillation mode",
+            ("train", "eval"),
             choices=MODES,
         ),
     )
