@@ -1,24 +1,21 @@
-"""examples/calib.ipynb runs top to bottom with its smallest settings (SJ_SMOKE=1)."""
+"""examples/calib.ipynb: stored executed with its figures, and runs top to bottom in smoke mode (SJ_SMOKE=1)."""
 
-import os
 from pathlib import Path
 
-import pytest
+from ..notebook_check import check_stored_outputs, images_of, run_smoke, text_of
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "calib.ipynb"
 
 
+def test_stored_notebook_shows_its_results():
+    nb = check_stored_outputs(NOTEBOOK, min_images=5)
+    text = text_of(nb)
+    assert "QCFS ANN test accuracy" in text and "calibrated acc (%)" in text
+
+
 def test_notebook_runs(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(c.get("outputs", []) == [] for c in nb.cells if c.cell_type == "code"), "clear outputs"
-    monkeypatch.setenv("SJ_SMOKE", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny nets: avoid 2-thread spin-waiting on a shared CPU
-    monkeypatch.chdir(tmp_path)
-    nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
+    nb = run_smoke(NOTEBOOK, tmp_path, monkeypatch)
     assert (tmp_path / "runs" / "calib_notebook" / "sweep" / "sweep.png").is_file()
-    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if c.cell_type == "code")
-    assert "calibrated" in text and os.environ["SJ_SMOKE"] == "1"
+    for name in ("ann_training", "accuracy_vs_T", "offset_histogram", "firing_rates"):
+        assert (tmp_path / "runs" / "calib_notebook" / "figures" / f"{name}.png").is_file(), name
+    assert "calibrated" in text_of(nb) and images_of(nb) >= 5
