@@ -40,7 +40,6 @@ def test_usage_errors_exit_2_naming_the_key(tmp_path):
         [
             (["train", "--config", "no_such_config"], "no_such_config"),
             (["train", "--set", "distill.lamm=0.4"], "distill.lamm"),
-            (["train", "--set", "calib.rhoo=2"], "calib.rhoo"),
             (["train", "--set", "train.lr=fast"], "train.lr: expected float"),
             (["sweep", "--config", "mnist5k"], "--checkpoint"),  # no best.pt at the default path
         ],
@@ -53,6 +52,3 @@ def test_help_shows_the_configs_values():
     assert r.code == 0
     text = " ".join(r.out.split())
     assert "peak learning rate (config: 0.05)" in text and "(config: 'sgd')" in text  # not TrainConfig's
-    r = script("sj-calib", "sweep", "--help")
-    text = " ".join(r.out.split())
-    assert "pre-simulation steps per layer of the calibration (calib.rho; config: 4)" in text
