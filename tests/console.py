@@ -47,28 +47,6 @@ def shell(command: str, cwd: str | Path, timeout: float = 900) -> Result:
     return Result(p.returncode, p.stdout, p.stderr, time.time() - t0)
 
 
-def usage_errors(name: str, cases: list[tuple[list[str], str]], cwd: str | Path) -> None:
-    """Each ``(args, key)`` exits with status 2 in seconds, one stderr line naming ``key``, no traceback, no run."""
-    procs = []
-    for args, key in cases:  # in parallel: each pays the interpreter start once
-        p = subprocess.Popen(
-            [str(BIN / name), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env(),
-            cwd=cwd,
-        )
-        procs.append((p, args, key, time.time()))
-    for p, args, key, t0 in procs:
-        out, err = p.communicate(timeout=300)
-        lines = err.strip().splitlines()
-        assert p.returncode == 2, (args, p.returncode, err)
-        assert len(lines) == 1 and key in lines[0] and "Traceback" not in err, (args, err)
-        assert time.time() - t0 < 120, (args, "a config error must come before any work")
-    assert not (Path(cwd) / "runs").exists(), "a refused run wrote nothing"
-
-
 def scripts(
     *runs: tuple[str, list[str]], cwd: str | Path | None = None, timeout: float = 600
 ) -> list[Result]:
@@ -89,3 +67,16 @@ def scripts(
         o, e = p.communicate(timeout=timeout)
         out.append(Result(p.returncode, o, e, time.time() - t0))
     return out
+
+
+def usage_errors(name: str, cases: list[tuple[list[str], str]], cwd: str | Path) -> None:
+    """Each ``(args, key)`` exits with status 2 in seconds, one stderr line naming ``key``, no traceback, no run."""
+    results = scripts(
+        *((name, args) for args, _ in cases), cwd=cwd, timeout=300
+    )  # at once: one start-up each
+    for (args, key), r in zip(cases, results):
+        lines = r.err.strip().splitlines()
+        assert r.code == 2, (args, r.code, r.err)
+        assert len(lines) == 1 and key in lines[0] and "Traceback" not in r.err, (args, r.err)
+        assert r.seconds < 120, (args, "a config error must come before any work")
+    assert not (Path(cwd) / "runs").exists(), "a refused run wrote nothing"
