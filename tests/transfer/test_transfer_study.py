@@ -1,0 +1,45 @@
+"""The pre-registered study's command (examples/transfer_table.py --study), run as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.console import env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_study_command_smoke(tmp_path):
+    docs = tmp_path / "docs"
+    cmd = [sys.executable, str(ROOT / "examples" / "transfer_table.py"), "--study", "--smoke"]
+    cmd += [
+        "--arms",
+        "baseline",
+        "full",
+        "--seeds",
+        "0",
+        "--out",
+        str(tmp_path / "runs"),
+        "--docs",
+        str(docs),
+    ]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads((docs / "results.json").read_text())
+    assert [(r["arm"], r["seed"], r["ratio"]) for r in res["runs"]] == [
+        ("baseline", 0, 0.02),
+        ("full", 0, 0.02),
+    ]
+    full = res["runs"][1]["history"][0]
+    assert {"train_cka_0", "train_w_7", "train_replaced"} <= set(full)  # logged over training
+    assert res["summary"]["setting"]["data.preset"] == "noisy"
+    assert res["summary"]["rows"][1]["gain"] == [res["runs"][1]["test_acc1"] - res["runs"][0]["test_acc1"]]
+    table = (docs / "results.md").read_text()
+    assert "| 0.02 | full |" in table and "smoke run" in table
+    assert 0 < (docs / "study.png").stat().st_size < 200_000
+    # finished runs are kept: a second call trains nothing and tabulates the same runs
+    again = subprocess.run(
+        cmd + ["--report-only"], capture_output=True, text=True, env=env(), cwd=ROOT, timeout=120
+    )
+    assert again.returncode == 0 and json.loads((docs / "results.json").read_text())["runs"] == res["runs"]
