@@ -234,3 +234,58 @@ def test_fit_model_seeds_the_initialisation_in_one_place(tmp_path):
         weights.append(json.dumps(res["history"]))
     assert weights[0] == weights[1]
     assert dataclasses.is_dataclass(data) and format_table({"acc1": 1.0}).startswith("metric")
+
+
+def _documented_commands() -> list[tuple[str, list[str]]]:
+    """Every sj-* command of the README (code blocks and inline code) and of the configs' ``# Run:`` comments."""
+    import re
+    import shlex
+    from importlib import resources
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    lines, prose, fence = [], [], None
+    for ln in readme.splitlines():
+        if ln.startswith("```"):
+            fence = None if fence is not None else ln[3:].strip()
+        elif fence is None:
+            prose.append(ln)
+        elif fence in ("", "bash"):
+            lines.append(ln)
+    lines += re.findall(r"`([^`\n]+)`", "\n".join(prose))
+    for pkg in ("sj_calib", "sj_transfer", "sj_bkd"):
+        for p in (resources.files(pkg) / "configs").iterdir():
+            lines += [ln.split("Run:", 1)[1] for ln in p.read_text().splitlines() if ln.startswith("# Run:")]
+    out = []
+    for line in lines:
+        line = re.sub(r"\s+(#.*|\(.*\))$", "", line.strip())  # a comment or a remark in parentheses
+        for part in line.split("&&"):
+            part = re.sub(r"\[[^\]]*\]", " ", part).strip().rstrip("\\").strip()
+            m = re.search(
+                r"\b(sj-calib|sj-transfer|sj-bkd)\s+(train|eval|convert|calibrate|sweep|configs)\b.*", part
+            )
+            if m and "<" not in part and "..." not in part:
+                argv = shlex.split(m.group(0))
+                out.append((argv[0], argv[1:]))
+    return out
+
+
+def test_every_documented_command_parses():
+    """The README's and the configs' commands are accepted by the shell (flags, config keys, types)."""
+    import importlib
+
+    from sj_common.cli import _build_parser, _flag_names, _load
+
+    commands = _documented_commands()
+    assert len(commands) >= 20 and {p for p, _ in commands} == {"sj-calib", "sj-transfer", "sj-bkd"}
+    for prog, argv in commands:
+        recipe = importlib.import_module(f"{prog.replace('-', '_')}.recipe").RECIPE
+        if argv[0] == "configs":
+            continue
+        from sj_common.cli import _assignments, _pre_parse
+
+        pre = _pre_parse(argv)
+        cfg, where = _load(recipe, pre.config, pre.out, [])
+        parser = _build_parser(recipe, argv[0], cfg, where)
+        args = parser.parse_args(argv)
+        _load(recipe, args.config, getattr(args, "out", None), _assignments(args, _flag_names(parser)))
