@@ -252,7 +252,11 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
             prose.append(ln)
         elif fence in ("", "bash"):
             lines.append(ln)
-    lines += re.findall(r"`([^`\n]+)`", "\n".join(prose))
+    lines = "\n".join(lines).replace("\\\n", " ").splitlines()  # continued lines
+    lines += [" ".join(c.split()) for c in re.findall(r"`([^`]+)`", "\n".join(prose))]
+    lines = [
+        re.sub(r"torchrun .*?-m (sj_\w+)\.cli", lambda m: m.group(1).replace("_", "-"), ln) for ln in lines
+    ]
     for pkg in ("sj_calib", "sj_transfer", "sj_bkd"):
         for p in (resources.files(pkg) / "configs").iterdir():
             lines += [ln.split("Run:", 1)[1] for ln in p.read_text().splitlines() if ln.startswith("# Run:")]
