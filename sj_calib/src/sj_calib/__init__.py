@@ -7,7 +7,7 @@
 >>> logits = cos(images).mean(0)                        # [T, B, K] -> mean over time
 """
 
-from .calibrate import OffsetSpikeCalibrator, calibrate
+from .calibrate import calibrate
 from .convert import (
     SpikingNet,
     TimeFlattened,
@@ -40,7 +40,6 @@ __all__ = [
     "offset_histogram",
     "CalibrationInfo",
     "OffsetSpikeIF",
-    "OffsetSpikeCalibrator",
     "convert",
     "calibrate",
     "preflight",

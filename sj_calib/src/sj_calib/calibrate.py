@@ -20,10 +20,8 @@ from torch import nn
 from .convert import SpikingNet, TimeFlattened, _sample_ndim, _swap, spiking_layers
 from .offset_spike import OffsetSpikeIF, check_options, check_threshold
 
-__all__ = ["calibrate", "OffsetSpikeCalibrator"]
+__all__ = ["calibrate"]
 
-#: the design doc's name for the calibrating layer
-OffsetSpikeCalibrator = OffsetSpikeIF
 
 
 def calibrate(
