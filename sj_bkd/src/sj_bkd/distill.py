@@ -168,16 +168,13 @@ class DistillationModel(nn.Module):
                 student_channels, teacher_channels, alpha=alpha, token_grid=token_grid
             )
         else:
-            cls = AlignedMSEHead if mode == "kdsnn" else BlurredDistillationHead
-            self.head = cls(
-                student_channels,
-                teacher_channels,
-                teacher_kind=teacher_kind,
-                alpha=alpha,
-                lam=lam,
-                use_clip=use_clip,
-                token_grid=token_grid,
-            )
+            common = dict(teacher_kind=teacher_kind, alpha=alpha, token_grid=token_grid)
+            if mode == "kdsnn":  # no blur, no generator, no clip
+                self.head = AlignedMSEHead(student_channels, teacher_channels, **common)
+            else:
+                self.head = BlurredDistillationHead(
+                    student_channels, teacher_channels, lam=lam, use_clip=use_clip, **common
+                )
 
     # -- plumbing ---------------------------------------------------------------------------------
     @property

@@ -55,40 +55,23 @@ def tokens_to_map(
     return x.transpose(1, 2).reshape(b, d, h, w)
 
 
-class BlurredDistillationHead(nn.Module):
-    """Blurred knowledge distillation loss with its trainable align/generate layers.
+class AlignedMSEHead(nn.Module):
+    """KDSNN baseline (spec 1.4, ``kdsnn``) and the base of the BKD head: the aligned feature MSE.
 
-    Computes, for a student feature ``F_s`` (time-averaged) and a teacher feature ``F_t``::
+    For a student feature ``F_s`` (time-averaged) and a teacher feature ``F_t``::
 
         S = A(F_s)                       # 1x1 conv C_s -> C_t, only when C_s != C_t (identity otherwise)
-        M[n, c] = 1[u[n, c] >= lam]      # u ~ U(0, 1), fresh every call: whole channels, per sample
-        Y = G(S * M)                     # G = conv3x3 -> ReLU -> conv3x3, C_t -> C_t, padding 1, bias
-        loss = alpha * sum((Y - F_t)^2) / B        (maps, teacher_kind='cnn')
-        loss = alpha * sum((mean_hw(Y) - f_t)^2) / B   (vectors, teacher_kind='vit')
+        loss = alpha * sum((S - F_t)^2) / B            (maps, teacher_kind='cnn')
+        loss = alpha * sum((mean_hw(S) - f_t)^2) / B   (vectors, teacher_kind='vit')
 
-    There is no mask token and no ``1 / (1 - lam)`` rescaling (as in the reference). The head trains with
-    the student (put it in the same module / optimizer, same lr and wd) and is dropped at test time.
-
-    Inputs of :meth:`forward`:
-
-    * student: multi-step ``[T, B, C_s, H, W]`` (conv maps) or ``[T, B, N, C_s]`` (a spiking transformer's
-      tokens); averaged over ``T`` here. With ``multistep=False`` the already averaged ``[B, C_s, H, W]``
-      or ``[B, N, C_s]``.
-    * teacher (``teacher_kind='cnn'``): ``[B, C_t, H, W]`` with the student's ``H, W`` (a clear error
-      otherwise), or tokens ``[B, N, C_t]``. (``teacher_kind='vit'``): the pre-logits vector ``[B, C_t]``.
-      The teacher feature is always detached: no gradient ever reaches the teacher.
-
-    Returns the scalar loss in float32 (spec 5.4 item 20: the sum over ``C * H * W`` elements is kept
-    out of fp16 under autocast).
+    No mask and no generator (:class:`BlurredDistillationHead` adds both). Inputs and the float32 scalar
+    output as for :class:`BlurredDistillationHead`.
 
     Args:
         student_channels: ``C_s``.
         teacher_channels: ``C_t``.
-        teacher_kind: ``'cnn'`` (map to map) or ``'vit'`` (generated map pooled to a vector).
+        teacher_kind: ``'cnn'`` (map to map) or ``'vit'`` (aligned map pooled to a vector).
         alpha: loss weight; ``None`` picks the reference value, 7e-5 for 'cnn' and 2e-3 for 'vit'.
-        lam: probability that a channel of a sample is zeroed (the paper's blur ratio, 0.15).
-        use_clip: rescale the teacher by ``max(S) / max(F_t)`` (global maxima; gradient flows through
-            ``max(S)``, as in the reference). Off in every reference script.
         token_grid: ``(h, w)`` for token inputs whose count is not a perfect square.
     """
 
@@ -99,8 +82,6 @@ class BlurredDistillationHead(nn.Module):
         *,
         teacher_kind: str = "cnn",
         alpha: float | None = None,
-        lam: float = 0.15,
-        use_clip: bool = False,
         token_grid: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
@@ -109,16 +90,12 @@ class BlurredDistillationHead(nn.Module):
                 raise ValueError(f"{arg}: expected a positive int, got {v!r}")
         if teacher_kind not in ("cnn", "vit"):
             raise ValueError(f"teacher_kind: expected 'cnn' or 'vit', got {teacher_kind!r}")
-        if not 0.0 <= lam < 1.0:
-            raise ValueError(f"lam: expected 0 <= lam < 1, got {lam}")
         self.student_channels = student_channels
         self.teacher_channels = teacher_channels
         self.teacher_kind = teacher_kind
         self.alpha = float(
             alpha if alpha is not None else (ALPHA_CNN if teacher_kind == "cnn" else ALPHA_VIT)
         )
-        self.lam = float(lam)
-        self.use_clip = bool(use_clip)
         self.token_grid = token_grid
         # The reference aligns only when the widths differ; an identity keeps the student feature as is.
         self.align = (
@@ -126,13 +103,9 @@ class BlurredDistillationHead(nn.Module):
             if student_channels != teacher_channels
             else nn.Identity()
         )
-        c = teacher_channels
-        self.generation = nn.Sequential(
-            nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1)
-        )
 
     def extra_repr(self) -> str:
-        return f"teacher_kind={self.teacher_kind!r}, alpha={self.alpha:g}, lam={self.lam:g}, use_clip={self.use_clip}"
+        return f"teacher_kind={self.teacher_kind!r}, alpha={self.alpha:g}"
 
     # -- pieces -----------------------------------------------------------------------------------
     def student_map(self, student: torch.Tensor, multistep: bool = True) -> torch.Tensor:
@@ -206,6 +179,85 @@ class BlurredDistillationHead(nn.Module):
             )
         return teacher
 
+    def sse(self, y: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """``alpha * sum((y - teacher)^2) / B`` in float32; ``y [B, C_t, H, W]`` is pooled first for 'vit'."""
+        if self.teacher_kind == "vit":
+            y = y.mean(dim=(2, 3))  # pooled AFTER the generator (BKD head), as the reference does
+        return self.alpha * (y.float() - teacher.float()).pow(2).sum() / y.shape[0]
+
+    def forward(
+        self, student: torch.Tensor, teacher: torch.Tensor, *, multistep: bool = True
+    ) -> torch.Tensor:
+        """The KDSNN loss (scalar, float32)."""
+        fs = self.student_map(student, multistep)
+        b, _, h, w = fs.shape
+        return self.sse(self.align(fs), self.teacher_target(teacher, b, (h, w)))
+
+
+class BlurredDistillationHead(AlignedMSEHead):
+    """Blurred knowledge distillation loss with its trainable align/generate layers.
+
+    Computes, for a student feature ``F_s`` (time-averaged) and a teacher feature ``F_t``::
+
+        S = A(F_s)                       # 1x1 conv C_s -> C_t, only when C_s != C_t (identity otherwise)
+        M[n, c] = 1[u[n, c] >= lam]      # u ~ U(0, 1), fresh every call: whole channels, per sample
+        Y = G(S * M)                     # G = conv3x3 -> ReLU -> conv3x3, C_t -> C_t, padding 1, bias
+        loss = alpha * sum((Y - F_t)^2) / B        (maps, teacher_kind='cnn')
+        loss = alpha * sum((mean_hw(Y) - f_t)^2) / B   (vectors, teacher_kind='vit')
+
+    There is no mask token and no ``1 / (1 - lam)`` rescaling (as in the reference). The head trains with
+    the student (put it in the same module / optimizer, same lr and wd) and is dropped at test time.
+
+    Inputs of :meth:`forward`:
+
+    * student: multi-step ``[T, B, C_s, H, W]`` (conv maps) or ``[T, B, N, C_s]`` (a spiking transformer's
+      tokens); averaged over ``T`` here. With ``multistep=False`` the already averaged ``[B, C_s, H, W]``
+      or ``[B, N, C_s]``.
+    * teacher (``teacher_kind='cnn'``): ``[B, C_t, H, W]`` with the student's ``H, W`` (a clear error
+      otherwise), or tokens ``[B, N, C_t]``. (``teacher_kind='vit'``): the pre-logits vector ``[B, C_t]``.
+      The teacher feature is always detached: no gradient ever reaches the teacher.
+
+    Returns the scalar loss in float32 (spec 5.4 item 20: the sum over ``C * H * W`` elements is kept
+    out of fp16 under autocast).
+
+    Args:
+        student_channels: ``C_s``.
+        teacher_channels: ``C_t``.
+        teacher_kind: ``'cnn'`` (map to map) or ``'vit'`` (generated map pooled to a vector).
+        alpha: loss weight; ``None`` picks the reference value, 7e-5 for 'cnn' and 2e-3 for 'vit'.
+        lam: probability that a channel of a sample is zeroed (the paper's blur ratio, 0.15).
+        use_clip: rescale the teacher by ``max(S) / max(F_t)`` (global maxima; gradient flows through
+            ``max(S)``, as in the reference). Off in every reference script.
+        token_grid: ``(h, w)`` for token inputs whose count is not a perfect square.
+    """
+
+    def __init__(
+        self,
+        student_channels: int,
+        teacher_channels: int,
+        *,
+        teacher_kind: str = "cnn",
+        alpha: float | None = None,
+        lam: float = 0.15,
+        use_clip: bool = False,
+        token_grid: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(
+            student_channels, teacher_channels, teacher_kind=teacher_kind, alpha=alpha, token_grid=token_grid
+        )
+        if not 0.0 <= lam < 1.0:
+            raise ValueError(f"lam: expected 0 <= lam < 1, got {lam}")
+        self.lam = float(lam)
+        self.use_clip = bool(use_clip)
+        c = teacher_channels
+        self.generation = nn.Sequential(
+            nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1)
+        )
+
+    def extra_repr(self) -> str:
+        return f"teacher_kind={self.teacher_kind!r}, alpha={self.alpha:g}, lam={self.lam:g}, use_clip={self.use_clip}"
+
+    # -- blur -----------------------------------------------------------------------------------
     def make_mask(self, batch: int, device: torch.device | str, generator: torch.Generator | None = None):
         """A fresh channel mask ``[B, C_t, 1, 1]`` (float32): 0 with probability ``lam``, else 1."""
         u = torch.rand(batch, self.teacher_channels, 1, 1, device=device, generator=generator)
@@ -240,23 +292,7 @@ class BlurredDistillationHead(nn.Module):
                     f"mask: expected [B, C_t] or [B, C_t, 1, 1] = [{b}, {self.teacher_channels}], got {tuple(mask.shape)}"
                 )
             mask = mask.reshape(b, self.teacher_channels, 1, 1).to(s.dtype)
-        y = self.generation(s * mask.to(s.dtype))
-        if self.teacher_kind == "vit":
-            y = y.mean(dim=(2, 3))  # pooled AFTER the generator, as the reference does
-        return self.alpha * (y.float() - ft.float()).pow(2).sum() / b
-
-
-class AlignedMSEHead(BlurredDistillationHead):
-    """KDSNN baseline (spec 1.4): the same align conv and ``alpha * SSE / B``, no mask, no generator."""
-
-    def __init__(self, student_channels: int, teacher_channels: int, **kwargs) -> None:
-        super().__init__(student_channels, teacher_channels, **kwargs)
-        del self.generation
-        self.generation = nn.Identity()
-        self.lam = 0.0
-
-    def make_mask(self, batch, device, generator=None):
-        return torch.ones(batch, self.teacher_channels, 1, 1, device=device)
+        return self.sse(self.generation(s * mask.to(s.dtype)), ft)
 
 
 class LayerwiseMSEHead(nn.Module):
