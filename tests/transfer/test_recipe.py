@@ -87,7 +87,8 @@ def test_every_config_is_complete():
         0.5,
         3,
     )
-    assert nc["train"]["lr"] == pytest.approx(5e-3 * 120 / 1024) and nc["train"]["epochs"] == 300
+    lr = nc["train"]["lr"] * nc["train"]["batch_size"] / nc["train"]["lr_reference_batch"]  # timm scaling
+    assert lr == pytest.approx(5e-3 * 120 / 1024) and nc["train"]["epochs"] == 300
     cfg = RECIPE.config("cifar10dvs")
     model = RECIPE.build_model(cfg, Data(None, None, None, num_classes=10, sequence_input=True))
     assert model.net.feature_dim == 512 * 3 * 3 and model.loss.T == 10
