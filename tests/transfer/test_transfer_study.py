@@ -43,3 +43,19 @@ def test_study_command_smoke(tmp_path):
         cmd + ["--report-only"], capture_output=True, text=True, env=env(), cwd=ROOT, timeout=120
     )
     assert again.returncode == 0 and json.loads((docs / "results.json").read_text())["runs"] == res["runs"]
+
+
+def test_packaged_study_config_is_the_full_arm(monkeypatch):
+    import dataclasses
+    import importlib
+
+    from sj_transfer.recipe import RECIPE
+
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    study = importlib.import_module("transfer_table")
+    for seed in (0, 3):
+        ours = RECIPE.config("mnist5k_study", {"train.seed": seed, "train.progress": False}, out="x")
+        theirs = RECIPE.config("mnist5k", study.study_overrides("full", 0.02, seed), out="x")
+        assert ours.data == dataclasses.replace(theirs.data, subset_seed=None)  # None: the seed draws it
+        assert (ours.model, ours.method) == (theirs.model, theirs.method)
+        assert ours.train == dataclasses.replace(theirs.train, tensorboard=True)
