@@ -1,23 +1,23 @@
-import os
+"""examples/transfer.ipynb: stored executed with its figures, and runs top to bottom in smoke mode (SJ_SMOKE=1)."""
+
 from pathlib import Path
 
-import pytest
+from ..notebook_check import check_stored_outputs, images_of, run_smoke, text_of
 
 NOTEBOOK = Path(__file__).parents[2] / "examples" / "transfer.ipynb"
+FIGURES = ("event_frames", "schedule", "curves", "alignment", "replacement", "accuracy_vs_ratio")
+
+
+def test_stored_notebook_shows_its_results():
+    nb = check_stored_outputs(NOTEBOOK, min_images=len(FIGURES))
+    text = text_of(nb)
+    assert "baseline val" in text and "transfer val" in text
 
 
 def test_notebook_runs_in_smoke_mode(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("SJ_SMOKE", "1")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
-        "commit the notebook without outputs"
-    )
-    nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    nb = run_smoke(NOTEBOOK, tmp_path, monkeypatch)
+    text = text_of(nb)
     assert "baseline val" in text and "transfer val" in text
-    assert (tmp_path / "runs" / "nb_transfer" / "results.json").is_file()
-    assert os.environ["SJ_SMOKE"] == "1"
+    for name in FIGURES:
+        assert (tmp_path / "runs" / "nb_transfer" / "figures" / f"{name}.png").is_file(), name
+    assert images_of(nb) >= len(FIGURES)

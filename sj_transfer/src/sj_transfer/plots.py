@@ -163,6 +163,7 @@ def plot_accuracy_vs_ratio(
         if xs:
             ax.errorbar(xs, means, yerr=stds, fmt=marker + "-", color=f"C{j}", capsize=3, label=method)
     ax.set_xscale("log")
+    ax.minorticks_off()  # only the ratios as ticks (a log axis labels minor ticks like 6e-2 otherwise)
     ax.set_xticks(ratios, [f"{r:g}" for r in ratios])
     ax.set_xlabel("event train ratio (fraction of the training set)")
     ax.set_ylabel("event test accuracy (%)")
