@@ -365,15 +365,13 @@ def bkd_figures(fig: Figures, out: Path, res: dict, runs: dict) -> None:
         from sj_common.engine import load_checkpoint
 
         distilled = sorted(k for k in runs if "distill" in k)[0]
-        teacher = sorted(k for k in runs if "teacher" in k)[0]
-        r = runs[distilled]
-        cfg = RECIPE.from_dict(r["recipe"]["config"])  # the config as trained
+        cfg = RECIPE.from_dict(runs[distilled]["recipe"]["config"])  # the distilled run's config, as trained
         data = build_data(cfg)
-        x = torch.stack([data.test[i][0] for i in range(2)])
-        model = build_distillation_model(cfg, data, out / "bkd" / teacher / "best.pt")
+        teacher_pt = next((out / "bkd").rglob("teacher.pt"))
+        model = build_distillation_model(cfg, data, teacher_pt)
         load_checkpoint(out / "bkd" / distilled / "best.pt", model)
-        maps = plots.feature_maps(model, x, seed=0)
-        plots.plot_feature_maps(maps, channels=6, path=path)
+        x = torch.stack([data.test[i][0] for i in range(2)])
+        plots.plot_feature_maps(plots.feature_maps(model, x, seed=0), channels=6, path=path)
 
     fig.add("bkd", "bkd_feature_maps", "The BKD head's feature maps for one test image", maps_png)
 
