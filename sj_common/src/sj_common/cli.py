@@ -10,7 +10,8 @@ Sub-commands (a plugin adds its own stages, e.g. calib's ``convert`` / ``calibra
 ``--help`` after a sub-command shows the values the chosen config will use
 (``sj-calib train --config mnist5k --help``). Exit status: 0 on success; 2 on a usage or config error
 (one line on stderr; ``--debug`` shows the traceback); 1 when the run itself fails. Nothing heavy is
-imported before a command runs (``--help`` prints in about a second).
+imported before a command runs beyond torch (which the TrainConfig module needs): data sets, torchvision
+and plotting load inside the commands.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def _add_common(s: argparse.ArgumentParser, recipe, cfg: Any, where: str) -> Non
         "--config",
         default=recipe.default_config,
         metavar="NAME|FILE",
-        help=f"packaged config name (see `{recipe.prog} configs`) or a YAML file (now: {where})",
+        help=f"packaged config name (listed by: {recipe.prog} configs) or a YAML file (now: {where})",
     )
     s.add_argument(
         "--set",
@@ -271,7 +272,7 @@ def _build_parser(recipe, command: str | None, cfg: Any, where: str) -> argparse
         prog=recipe.prog,
         description=recipe.description,
         formatter_class=_Formatter,
-        epilog=f"`{recipe.prog} COMMAND --help` shows a command's flags with the values its --config uses.",
+        epilog=f"{recipe.prog} COMMAND --help shows a command's flags with the values its --config uses.",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     helps = {
@@ -296,9 +297,7 @@ def _build_parser(recipe, command: str | None, cfg: Any, where: str) -> argparse
                 metavar="DIR",
                 help=f"folder for results.json (default: beside the checkpoint, in {name}/)",
             )
-            _add_reference(
-                s, f"a best.pt written by `{recipe.prog} train` (default: {Path(out) / 'best.pt'})"
-            )
+            _add_reference(s, f"a best.pt written by {recipe.prog} train (default: {Path(out) / 'best.pt'})")
             s.add_argument(
                 "--device",
                 dest="cfg:train.device",
