@@ -1,22 +1,23 @@
-"""examples/bkd.ipynb runs top to bottom with its smallest settings (SJ_SMOKE=1)."""
+"""examples/bkd.ipynb: stored executed with its figures, and runs top to bottom in smoke mode (SJ_SMOKE=1)."""
 
-import os
 from pathlib import Path
 
-import pytest
+from ..notebook_check import check_stored_outputs, images_of, run_smoke, text_of
 
 NB = Path(__file__).parents[2] / "examples" / "bkd.ipynb"
+FIGURES = ("distillation", "feature_maps")
+
+
+def test_stored_notebook_shows_its_results():
+    nb = check_stored_outputs(NB, min_images=len(FIGURES))
+    text = text_of(nb)
+    assert "student + BKD (mixed)" in text and "teacher (CNN)" in text
 
 
 def test_notebook_smoke(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("SJ_SMOKE", "1")
-    monkeypatch.chdir(tmp_path)
-    nb = nbformat.read(NB, as_version=4)
-    assert os.environ["SJ_SMOKE"] == "1"
-    nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    nb = run_smoke(NB, tmp_path, monkeypatch)
+    text = text_of(nb)
     assert "student + BKD (mixed)" in text and "teacher (CNN)" in text
+    for name in FIGURES:
+        assert (tmp_path / "runs" / "nb_bkd" / "figures" / f"{name}.png").is_file(), name
+    assert images_of(nb) >= len(FIGURES)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sj_common.plots import _finish, new_figure, plot_bars
+from sj_common.plots import _finish, integer_axis, new_figure, plot_bars
 
 __all__ = ["feature_maps", "plot_feature_maps", "plot_distillation"]
 
@@ -160,6 +160,7 @@ def plot_distillation(
             color = f"C{names.index(name)}" if name in names else f"C{i + len(names)}"
             ax.plot(xs, vs, "o-" if len(xs) < 25 else "-", ms=3, color=color, label=name)
     ax.set_xlabel("epoch")
+    integer_axis(ax)
     ax.set_ylabel(key.replace("val_acc1", "val accuracy (%)"))
     ax.grid(alpha=0.3)
     if ax.lines:

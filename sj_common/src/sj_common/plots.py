@@ -30,6 +30,7 @@ __all__ = [
     "plot_curves",
     "plot_layer_rates",
     "plot_bars",
+    "integer_axis",
 ]
 
 _HINT = "matplotlib is needed for figures: pip install 'sj-common[plots]'"
@@ -63,6 +64,13 @@ def save_figure(fig, path: str | Path, dpi: int = 100, colors: int = 128) -> Pat
     with Image.open(buf) as im:
         im.convert("RGB").quantize(colors=colors).save(path, optimize=True)
     return path
+
+
+def integer_axis(ax) -> None:
+    """Whole-number ticks on the x axis (epochs): never 2.5 or 7.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _finish(fig, path, dpi: int = 100):
@@ -218,9 +226,7 @@ def plot_curves(
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
-        xs_all = [x for line in ax.lines for x in line.get_xdata()]
-        if xs_all and max(xs_all) - min(xs_all) < 12 and all(float(x).is_integer() for x in xs_all):
-            ax.set_xticks(sorted(set(int(x) for x in xs_all)))
+        integer_axis(ax)
     if not drawn:
         raise ValueError(f"runs: no history row holds {key!r} (keys of the first row: {_first_keys(runs)})")
     if title:

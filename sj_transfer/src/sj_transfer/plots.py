@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sj_common.plots import _finish, new_figure
+from sj_common.plots import _finish, integer_axis, new_figure
 
 __all__ = ["plot_step_alignment", "plot_replacement", "plot_accuracy_vs_ratio", "step_series"]
 
@@ -64,6 +64,7 @@ def plot_step_alignment(
         xs, ys = zip(*pts)
         ax.plot(xs, ys, "o-" if len(xs) < 25 else "-", ms=3, label=f"t = {t}" if t != "mean" else "mean")
     ax.set_xlabel("epoch")
+    integer_axis(ax)
     ax.set_ylabel("CKA(static, event)")
     ax.set_title("per-step feature alignment", fontsize=9)
     ax.grid(alpha=0.3)
@@ -79,6 +80,7 @@ def plot_step_alignment(
         ax.plot(epochs, [1.0] * len(epochs), "k--", label="w_t = 1 for every t (regularization: none)")
         ax.legend(fontsize=7)
     ax.set_xlabel("epoch")
+    integer_axis(ax)
     ax.set_ylabel("sigma(c_t): domain-loss weight")
     ax.set_title("learnable per-step coefficients", fontsize=9)
     ax.grid(alpha=0.3)
