@@ -122,7 +122,13 @@ def main(argv=None) -> int:
     p = sub.add_parser(
         "show",
         help="render an event file as ON/OFF frames",
-        description=__doc__.split("\n\n", 2)[2].split("\n\n")[0],
+        description=(
+            "Render an event recording as ON/OFF frames (ON red, OFF blue) over T equal time windows, with\n"
+            "the event count per window. Formats: N-MNIST / N-Caltech101 .bin (auto: N-MNIST when every event\n"
+            "fits 34x34), CIFAR10-DVS .aedat (AER-DAT 2.0) / .aedat4, DVS128 Gesture .npy (tonic's [N, 4]).\n"
+            "Read and checked as the data sets do; an unsupported or corrupt file exits 2 with one line.\n\n"
+            "  sj-common show sample.bin --T 8 --out frames.png"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help=f"an event recording ({', '.join(_SUFFIXES)})")
