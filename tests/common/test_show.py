@@ -86,3 +86,24 @@ def test_show_unsupported_or_corrupt_file_is_one_clear_line(tmp_path, name, cont
 def test_show_rejects_bad_T(tmp_path):
     res = _run("show", "x.bin", "--T", "0", cwd=tmp_path)
     assert res.returncode == 2 and "--T: expected a positive number of time bins, got 0" in res.stderr
+
+
+def _bin(path: Path, x, y, p, t_us) -> None:
+    """N-MNIST / N-Caltech101 .bin: 5 bytes per event (x, y, polarity bit 7 + 23-bit timestamp)."""
+    x, y, p, t = (np.asarray(a, np.int64) for a in (x, y, p, t_us))
+    raw = np.stack([x, y, (p << 7) | (t >> 16), (t >> 8) & 0xFF, t & 0xFF], 1).astype(np.uint8)
+    path.write_bytes(raw.tobytes())
+
+
+def test_show_bin_beyond_34x34_is_read_as_ncaltech101(tmp_path):
+    pytest.importorskip("tonic")
+    n = 500
+    rng = np.random.default_rng(0)
+    # x in [10, 209], y in [5, 154]: shifted to start at 0, as the N-Caltech101 data set does
+    x, y = np.r_[10, 209, rng.integers(10, 210, n - 2)], np.r_[5, 154, rng.integers(5, 155, n - 2)]
+    _bin(tmp_path / "image_0001.bin", x, y, rng.integers(0, 2, n), np.sort(rng.integers(0, 300_000, n)))
+    res = _run("show", "image_0001.bin", "--out", "f.png", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "ncaltech101, 500 events" in res.stdout and "sensor 200x150" in res.stdout
+    res = _run("show", "image_0001.bin", "--format", "nmnist", "--out", "g.png", cwd=tmp_path)
+    assert res.returncode == 2 and "is outside the sensor range [0, 34)" in res.stderr
