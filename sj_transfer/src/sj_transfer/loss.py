@@ -8,7 +8,9 @@
   module, so they must be optimised with the network (put this module inside the trained ``nn.Module``).
 
 Works with any SpikingJelly model: it only needs both branches' ``[T, B, K]`` logits and ``[T, B, ...]``
-features (flattened per step with the actual batch size). Fixes and choices (see the spec's pitfalls):
+features (flattened per step with the actual batch size). With one classifier head shared by both domains
+(the reference's N-Omniglot model; ``TransferVGGSNN(shared_head=True)``) pass that head's logits of each
+branch: the static CE then trains the head that is tested; nothing else changes. Fixes and choices (see the spec's pitfalls):
 CKA in float32 and NaN-free on constant features (:mod:`sj_transfer.cka`); the static CE is never
 weighted (as in the method); ``domain_loss=False`` reproduces the reference's ``--no-sliding-training``
 ablation, which silently dropped the domain term there and is an explicit switch here.
