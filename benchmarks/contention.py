@@ -13,11 +13,14 @@ stops itself; all interleaved, so background load hits them alike):
 * ``passive``: ``OMP_WAIT_POLICY=PASSIVE`` with the default thread count (isolates the wait policy);
 * ``policy``: ``sj_common.threads.apply_thread_policy()`` (PASSIVE and its default thread count, 1).
 
-The fair slowdown: the scheduler shares the CPUs among runnable threads, so a process with ``t`` busy threads
-beside ``N`` single-threaded competitors on ``c`` CPUs gets ``c * t / (t + N)`` CPUs (at most ``t``); its
-slowdown at perfect efficiency is ``max(1, (min(t, c) + N) / c)`` (1.5 for one thread, 2 for two, with 2
-competitors on 2 CPUs). Goal (issue #13): slowdown within 1.5 x of that fair slowdown. ``--cpus 0,1`` pins
-everything to those CPUs, to emulate a 2-core machine on a larger one. Prints ratios only.
+The fair slowdown is the CPU the step used alone over the CPU it is entitled to beside the competitors (each
+started in its own session, as another user's job). With Linux autogroup scheduling (``/proc/sys/kernel/
+sched_autogroup_enabled`` = 1, the default of desktop and many server kernels) CPU time is shared per
+session: ``c / (N + 1)`` CPUs for a process of ``t`` threads beside ``N`` competitors on ``c`` CPUs (at most
+``t``), so the fair slowdown is ``min(t, c) / min(t, c / (N + 1))``: 1.5 for one thread, 3 for two, with 2
+competitors on 2 CPUs. Without autogroup it is shared per thread: ``c * t / (t + N)`` CPUs, fair slowdown
+``max(1, (min(t, c) + N) / c)`` (1.5 and 2). Goal (issue #13): slowdown within 1.5 x of the fair slowdown.
+``--cpus 0,1`` pins everything to those CPUs, to emulate a 2-core machine on a larger one. Prints ratios only.
 
     python benchmarks/contention.py [--competitors 2] [--steps 6] [--warmup 2] [--reps 1] [--cpus 0,1]
 """
@@ -79,7 +82,11 @@ def measure(config: str, competitors: int, args) -> dict:
         for k, v in os.environ.items()
         if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
     }
-    busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(competitors)]
+    # each competitor in its own session, like another user's job (with Linux autogroup scheduling a
+    # session is one scheduling group: competitors started in ours would share our group's CPU share)
+    busy = [
+        subprocess.Popen([sys.executable, "-c", BUSY], start_new_session=True) for _ in range(competitors)
+    ]
     try:
         if busy:
             time.sleep(0.3)  # let them start spinning
@@ -93,6 +100,23 @@ def measure(config: str, competitors: int, args) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"child {config!r} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _autogroup() -> bool:
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def fair_slowdown(threads: int, competitors: int, cpus: int, autogroup: bool) -> float:
+    """CPUs used alone over CPUs entitled to beside ``competitors`` single-threaded busy processes."""
+    alone = min(threads, cpus)
+    if autogroup:  # one share per session
+        beside = min(threads, cpus / (competitors + 1))
+    else:  # one share per runnable thread
+        beside = min(threads, cpus * threads / (threads + competitors))
+    return alone / beside
 
 
 def main(argv=None):
@@ -113,9 +137,11 @@ def main(argv=None):
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     n = args.competitors
     load0 = os.getloadavg()[0]
+    autogroup = _autogroup()
     print(
         f"demo --quick training steps: {args.steps} timed after {args.warmup} warm-up, {cpus} CPUs, "
-        f"{n} competitors, load average {load0:.2f} at start"
+        f"{n} competitors, load average {load0:.2f} at start, fair share per "
+        + ("session (autogroup)" if autogroup else "thread")
     )
     walls = {(c, k): [] for c in args.configs for k in (0, n)}
     threads = {}
@@ -131,8 +157,7 @@ def main(argv=None):
     )
     for c in args.configs:
         idle, busy = statistics.median(walls[(c, 0)]), statistics.median(walls[(c, n)])
-        t_eff = min(threads[c], cpus)
-        fair = max(1.0, (t_eff + n) / cpus)
+        fair = fair_slowdown(threads[c], n, cpus, autogroup)
         slow = busy / idle
         verdict = "met" if slow / fair <= 1.5 else "NOT met"
         print(
