@@ -20,9 +20,10 @@ heavy work:
   (and ``OMP_WAIT_POLICY`` unset) it warns, since the spinning default then stays.
 
 Measured with ``benchmarks/contention.py`` on a 2-core machine already loaded by other users (load average
-7-9), one training step of the demo: 7.7 s with torch's defaults (2 spinning threads) against 1.5 s with
-``OMP_WAIT_POLICY=PASSIVE`` and 0.9 s with this policy (1 thread); beside two busy processes 17.9 s, 0.7 s
-and 1.7 s (single runs: the background load varies; the spin-waiting default is the collapse).
+6-8, medians of 2 rounds), one training step of the demo: 3.9 s with torch's defaults (2 spinning threads),
+0.62 s with ``OMP_WAIT_POLICY=PASSIVE`` (2 threads) and 0.48 s with this policy (1 thread); beside two busy
+processes in their own sessions 3.5 s, 0.88 s and 0.65 s (this policy: 1.36x its time alone, against a
+fair 1.5x). The spin-waiting default is the collapse; a second thread buys nothing on this small net.
 
 Library modules never call this: a process-wide setting belongs to the program, not to a layer it imports.
 """
