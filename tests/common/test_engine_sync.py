@@ -29,25 +29,31 @@ def make_model() -> nn.Module:
 
 
 class Counter:
-    """Patches torch.Tensor's conversions to Python; ``count`` grows while ``on``."""
+    """Patches torch.Tensor's conversions to Python; ``count`` grows while ``on``.
 
-    def __init__(self, monkeypatch) -> None:
+    ``host_reads``: qualified names of functions whose conversions read tensors drawn on the host (a CPU
+    generator's random numbers, never on the device), so they are no host sync and are not counted.
+    """
+
+    def __init__(self, monkeypatch, host_reads: tuple[str, ...] = ()) -> None:
         self.on, self.count, self.seen = False, 0, []
         for name in CONVERSIONS:
             original = getattr(torch.Tensor, name)
 
             def wrapper(t, *a, _original=original, _name=name, **k):
                 # torch.optim reads its CPU step counters (a host tensor, no device sync): not counted
-                if self.on and "torch/optim" not in sys._getframe(1).f_code.co_filename.replace("\\", "/"):
+                code = sys._getframe(1).f_code
+                host = "torch/optim" in code.co_filename.replace("\\", "/") or code.co_qualname in host_reads
+                if self.on and not host:
                     self.count += 1
-                    self.seen.append(_name)
+                    self.seen.append(f"{_name} in {code.co_qualname}")
                 return _original(t, *a, **k)
 
             monkeypatch.setattr(torch.Tensor, name, wrapper)
 
 
-def counting_step(counter: Counter, calls: list[int]):
-    inner = classification_step(True, "tet")
+def counting_step(counter: Counter, calls: list[int], inner=None):
+    inner = inner or classification_step(True, "tet")
 
     def step(model, batch, ctx):
         calls.append(counter.count)  # conversions so far, at the start of every step
@@ -85,3 +91,88 @@ def test_training_step_has_no_host_sync(tmp_path, monkeypatch, optimizer):
     per_step = [b - a for a, b in zip(calls[1:], calls[2:])]  # steps 2 .. STEPS-1
     assert per_step == [0] * (STEPS - 2), (per_step, counter.seen[:10])
     assert counter.count > 0  # the counter works: the epoch end (after the counted steps) reads back
+
+
+def _fit_counting(tmp_path, monkeypatch, model, data, step, host_reads=()) -> None:
+    """fit ``model`` for STEPS steps of ``step`` and assert no conversion to Python in steps 2..STEPS-1."""
+    assert STEPS < LOG_EVERY_STEPS
+    counter, calls = Counter(monkeypatch, host_reads), []
+    config = TrainConfig(
+        out=str(tmp_path / "run"),
+        epochs=1,
+        batch_size=2,
+        lr=0.01,
+        optimizer="sgd",
+        progress=True,
+        tensorboard=True,
+        device="cpu",
+    )
+    fit(model, data, config=config, step=counting_step(counter, calls, step))
+    assert len(calls) == STEPS
+    per_step = [b - a for a, b in zip(calls[1:], calls[2:])]
+    assert per_step == [0] * (STEPS - 2), (per_step, counter.seen[:10])
+    assert counter.count > 0
+
+
+@pytest.mark.compat
+def test_bkd_distill_step_has_no_host_sync(tmp_path, monkeypatch):
+    """sj_bkd's distill_step (mode bkd: CE + the blurred feature term) logs 0-dim tensors, not floats.
+
+    Mode mixed is not counted here: its WSLD term validates the labels in every call
+    (``sj_bkd.logits.soft_target``: ``int(target.min())``, two conversions per step)."""
+    from sj_bkd.distill import DistillationModel, distill_step
+    from sj_bkd.models import STUDENTS, TEACHERS, create_model
+
+    torch.manual_seed(0)
+    x = torch.rand(2 * STEPS, 1, 28, 28)
+    y = torch.arange(2 * STEPS) % 10
+    model = DistillationModel(
+        create_model("sew_tiny", num_classes=10),
+        create_model("cnn_tiny", num_classes=10, require_weights=False, frozen=True),
+        T=2,
+        mode="bkd",
+        student_layer=STUDENTS["sew_tiny"][1],
+        teacher_layer=TEACHERS["cnn_tiny"][1],
+        example_input=x[:2],
+    )
+    model.train()
+
+    class _Ctx:
+        train, config = True, TrainConfig(out="unused")
+
+    out = distill_step(model, (x[:2], y[:2]), _Ctx)
+    assert set(out.logs) == {"ce", "bkd"}
+    assert all(
+        isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in out.logs.values()
+    )
+    _fit_counting(tmp_path, monkeypatch, model, TensorDataset(x, y), distill_step)
+
+
+@pytest.mark.compat
+def test_transfer_step_has_no_host_sync(tmp_path, monkeypatch):
+    """sj_transfer's transfer_step (two branches, sliding replacement, random crop) logs 0-dim tensors whose
+    values are TransferLossOutput.logs()' floats."""
+    from sj_transfer.loss import DomainTransferLoss
+    from sj_transfer.models import TransferVGGSNN
+    from sj_transfer.sampler import SlidingReplacement
+    from sj_transfer.train import RandomCropFrames, TransferModel, _tensor_logs, transfer_step
+
+    torch.manual_seed(0)
+    steps_t = 2
+    model = TransferModel(TransferVGGSNN(4, image_size=12, cfg=(8, "P", 8, "P")), DomainTransferLoss(steps_t))
+    g = torch.Generator().manual_seed(0)
+    static = torch.rand(2 * STEPS, steps_t, 2, 12, 12, generator=g)
+    event = (torch.rand(2 * STEPS, steps_t, 2, 12, 12, generator=g) < 0.3).float()
+    y = torch.arange(2 * STEPS) % 4
+    step = transfer_step(
+        SlidingReplacement(lambda i, n: 0.5, generator=torch.Generator().manual_seed(1)),
+        augment=RandomCropFrames(1, generator=torch.Generator().manual_seed(2)),
+    )
+    # the tensors hold exactly the floats TransferLossOutput.logs() gives
+    parts = model(static[:2].transpose(0, 1), event[:2].transpose(0, 1), y[:2]).parts
+    tensors = _tensor_logs(parts)
+    assert {k: float(v) for k, v in tensors.items()} == parts.logs()
+    assert all(v.dim() == 0 and not v.requires_grad for v in tensors.values())
+    # the crop offsets and the replacement mask are drawn by CPU generators and read on the host (no sync)
+    host = ("RandomCropFrames.__call__", "SlidingReplacement.__call__")
+    _fit_counting(tmp_path, monkeypatch, model, TensorDataset(static, event, y), step, host)

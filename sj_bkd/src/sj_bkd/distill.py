@@ -327,8 +327,9 @@ def distill_step(model: nn.Module, batch: Any, ctx) -> Any:
     out = model(x, y, x_teacher)
     smoothing = ctx.config.label_smoothing if ctx.train else 0.0
     ce = F.cross_entropy(out["logits"].float(), y, label_smoothing=smoothing)
-    loss, logs = ce, {"ce": float(ce.detach())}
+    # logs: detached 0-dim tensors, summed on the device by the engine (float() here: a host sync per step)
+    loss, logs = ce, {"ce": ce.detach()}
     for k, v in out.get("losses", {}).items():
         loss = loss + v
-        logs[k] = float(v.detach())
+        logs[k] = v.detach()
     return StepOutput(loss=loss, logits=out["logits"], target=y, logs=logs)

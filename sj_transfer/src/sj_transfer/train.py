@@ -175,6 +175,18 @@ class FlipRotateFrames:
         return torch.stack(out, dim=1)
 
 
+def _tensor_logs(parts: TransferLossOutput) -> dict[str, torch.Tensor]:
+    """:meth:`TransferLossOutput.logs` (same keys, same values) as detached 0-dim tensors: no host sync."""
+    out = {
+        "loss_static": parts.static_loss.detach(),
+        "loss_event": parts.event_loss.detach(),
+        "loss_domain": parts.domain_loss.detach(),
+        "cka": parts.cka.detach().mean(),
+    }
+    out.update({f"w_{t}": w for t, w in enumerate(parts.weights.detach())})
+    return out
+
+
 def transfer_step(
     sliding: SlidingReplacement | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -207,19 +219,21 @@ def transfer_step(
         event = prep(event).transpose(0, 1).contiguous()
         if ctx.train and augment is not None:
             event = augment(event)
-        logs: dict[str, float] = {}
+        # logs: Python floats computed on the host, or detached 0-dim tensors that the engine sums on the
+        # device (float(tensor) here would be a host sync per step)
+        logs: dict[str, float | torch.Tensor] = {}
         if ctx.train and len(batch) == 3:
             static = prep(batch[0]).transpose(0, 1).contiguous()
             if sliding is not None:
                 static, mask = sliding(static, event, ctx.step, ctx.total_steps)
                 logs["replace_p"] = sliding.probability(ctx.step, ctx.total_steps)
-                logs["replaced"] = float(mask.float().mean())
+                logs["replaced"] = mask.float().mean()
             out = model(static, event, y)
         else:
             out = model(None, event, y)
         if out.parts is not None:
-            logs.update(out.parts.logs())
-            logs.update({f"cka_{t}": float(c) for t, c in enumerate(out.parts.cka)})  # per step (plots)
+            logs.update(_tensor_logs(out.parts))
+            logs.update({f"cka_{t}": c for t, c in enumerate(out.parts.cka.detach())})  # per step (plots)
         return StepOutput(loss=out.loss, logits=out.event_logits.mean(0), target=y, logs=logs)
 
     return step
