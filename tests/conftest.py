@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import tempfile
 
 import pytest
 import torch
@@ -34,13 +35,24 @@ def one_thread_module():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _frame_cache(tmp_path_factory):
-    """Emulated MNIST5kEvents frames (the transfer recipe's disk cache) are made once per test session, in a
-    temporary folder: the transfer tests and the demo test share them, and no run outside the tests sees them."""
-    old = os.environ.get("SJ_CACHE_DIR")
-    os.environ["SJ_CACHE_DIR"] = str(tmp_path_factory.mktemp("sj_cache"))
-    yield
-    if old is None:
-        os.environ.pop("SJ_CACHE_DIR", None)
+def _session_temp(tmp_path_factory):
+    """The system temp folder of the whole test session is a fresh folder of pytest's: every default that
+    lives there (the emulated-frame cache ``<system temp>/sj_cache`` of ``data.cache_dir``/``--cache-dir``
+    left null) is made once per session and seen by no run outside the tests. Set for this process
+    (``tempfile.tempdir``) and for the console scripts it starts (``TMPDIR``); restored afterwards."""
+    folder = str(tmp_path_factory.mktemp("tmp"))
+    old_dir, old_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = folder, folder
+    yield folder
+    tempfile.tempdir = old_dir
+    if old_env is None:
+        os.environ.pop("TMPDIR", None)
     else:
-        os.environ["SJ_CACHE_DIR"] = old
+        os.environ["TMPDIR"] = old_env
+
+
+@pytest.fixture(scope="session")
+def frame_cache(_session_temp) -> str:
+    """The emulated MNIST5kEvents frame cache: the recipe's default folder, so tests that pass it
+    (``data.cache_dir`` / ``--cache-dir``) and runs that leave it null (the demo test) share the frames."""
+    return os.path.join(_session_temp, "sj_cache")
