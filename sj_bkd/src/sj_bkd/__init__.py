@@ -6,11 +6,32 @@ losses), :class:`FeatureTap` (named-layer taps), :func:`create_model` (students 
 :class:`DistillationModel` + :func:`distill_step` (training wrapper for ``sj_common.engine.fit``).
 """
 
-from .distill import MODES, DistillationModel, distill_step
-from .head import AlignedMSEHead, BlurredDistillationHead, LayerwiseMSEHead
-from .logits import kd_loss, wsld_loss
-from .models import create_model, list_models
-from .taps import FeatureTap
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# names are imported on first use (PEP 562): `import sj_bkd` and its command line's --help load no torch
+_LAZY = {
+    "MODES": "distill",
+    "DistillationModel": "distill",
+    "distill_step": "distill",
+    "AlignedMSEHead": "head",
+    "BlurredDistillationHead": "head",
+    "LayerwiseMSEHead": "head",
+    "kd_loss": "logits",
+    "wsld_loss": "logits",
+    "create_model": "models",
+    "list_models": "models",
+    "FeatureTap": "taps",
+}
+
+if TYPE_CHECKING:
+    from .distill import MODES, DistillationModel, distill_step
+    from .head import AlignedMSEHead, BlurredDistillationHead, LayerwiseMSEHead
+    from .logits import kd_loss, wsld_loss
+    from .models import create_model, list_models
+    from .taps import FeatureTap
 
 __version__ = "0.1.0"
 __all__ = [
@@ -26,3 +47,16 @@ __all__ = [
     "list_models",
     "wsld_loss",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

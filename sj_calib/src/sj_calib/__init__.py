@@ -7,25 +7,53 @@
 >>> logits = cos(images).mean(0)                        # [T, B, K] -> mean over time
 """
 
-from .calibrate import calibrate
-from .convert import (
-    SpikingNet,
-    TimeFlattened,
-    UnsupportedModuleError,
-    convert,
-    fold_batchnorm,
-    preflight,
-    spiking_layers,
-)
-from .histogram import offset_histogram
-from .offset_spike import (
-    CalibrationInfo,
-    OffsetSpikeIF,
-    offset_buckets,
-    offset_spike_if,
-    offset_spike_if_with_info,
-)
-from .qcfs import QCFS, qcfs_layers, replace_maxpool_by_avgpool, replace_relu_by_qcfs
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# names are imported on first use (PEP 562): `import sj_calib` and its command line's --help load no torch
+_LAZY = {
+    "calibrate": "calibrate",
+    "SpikingNet": "convert",
+    "TimeFlattened": "convert",
+    "UnsupportedModuleError": "convert",
+    "convert": "convert",
+    "fold_batchnorm": "convert",
+    "preflight": "convert",
+    "spiking_layers": "convert",
+    "offset_histogram": "histogram",
+    "CalibrationInfo": "offset_spike",
+    "OffsetSpikeIF": "offset_spike",
+    "offset_buckets": "offset_spike",
+    "offset_spike_if": "offset_spike",
+    "offset_spike_if_with_info": "offset_spike",
+    "QCFS": "qcfs",
+    "qcfs_layers": "qcfs",
+    "replace_maxpool_by_avgpool": "qcfs",
+    "replace_relu_by_qcfs": "qcfs",
+}
+
+if TYPE_CHECKING:
+    from .calibrate import calibrate
+    from .convert import (
+        SpikingNet,
+        TimeFlattened,
+        UnsupportedModuleError,
+        convert,
+        fold_batchnorm,
+        preflight,
+        spiking_layers,
+    )
+    from .histogram import offset_histogram
+    from .offset_spike import (
+        CalibrationInfo,
+        OffsetSpikeIF,
+        offset_buckets,
+        offset_spike_if,
+        offset_spike_if_with_info,
+    )
+    from .qcfs import QCFS, qcfs_layers, replace_maxpool_by_avgpool, replace_relu_by_qcfs
 
 __version__ = "0.1.0"
 
@@ -49,3 +77,16 @@ __all__ = [
     "TimeFlattened",
     "UnsupportedModuleError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -45,6 +45,8 @@ __all__ = [
     "to_dict",
     "describe_type",
     "default_of",
+    "read_signature",
+    "resolve",
 ]
 
 
@@ -394,8 +396,8 @@ def apply_assignments(
 
 def section_from(
     name: str,
-    *sources: tuple[Callable[..., Any], Sequence[str]]
-    | tuple[Callable[..., Any], Sequence[str], Mapping[str, str]],
+    *sources: tuple[Callable[..., Any] | str, Sequence[str]]
+    | tuple[Callable[..., Any] | str, Sequence[str], Mapping[str, str]],
     extra: Sequence[tuple[str, Any, Any]] = (),
     doc: str | None = None,
 ) -> type:
@@ -406,26 +408,29 @@ def section_from(
         sources: ``(callable, parameter names)`` or ``(callable, names, {section key: parameter name})``:
             each named parameter of the callable (a class means its ``__init__``) becomes a field with the
             parameter's annotation and default; the mapping renames (``{"coefficient_init": "init"}``).
+            The callable may be a reference ``"package.module:Qualified.name"``: its signature is then read
+            from the module's source without importing it (:func:`read_signature`), so a config and its
+            ``--help`` need no torch.
         extra: ``(field name, type, default)`` for keys that belong to no signature.
         doc: the dataclass docstring.
 
     The defaults therefore live in the method's code only. A parameter without a default is an error.
+    The sources are kept as ``cls.__section_sources__``.
     """
     fields: list[tuple[str, Any, Any]] = []
     for src in sources:
         fn, names = src[0], src[1]
         rename = dict(src[2]) if len(src) > 2 else {}
-        target = fn.__init__ if inspect.isclass(fn) else fn
-        sig = inspect.signature(target)
-        hints = typing.get_type_hints(target)
+        params, hints, label = _signature(fn)
         for key in names:
             param = rename.get(key, key)
-            if param not in sig.parameters:
-                raise ValueError(f"section_from: {fn.__qualname__} has no parameter {param!r}")
-            p = sig.parameters[param]
-            if p.default is inspect.Parameter.empty:
-                raise ValueError(f"section_from: {fn.__qualname__}({param}) has no default")
-            default = p.default
+            if param not in params:
+                raise ValueError(f"section_from: {label} has no parameter {param!r}")
+            default = params[param]
+            if default is inspect.Parameter.empty:
+                raise ValueError(f"section_from: {label}({param}) has no default")
+            if isinstance(default, _Unreadable):
+                raise ValueError(f"section_from: {default!r} is not a literal; pass the callable itself")
             fld = (
                 dataclasses.field(default_factory=lambda d=default: type(d)(d))
                 if isinstance(default, (list, dict))
@@ -436,8 +441,9 @@ def section_from(
         fields.append((key, tp, dataclasses.field(default=default)))
     cls = dataclasses.make_dataclass(name, fields)
     cls.__doc__ = doc or f"Config section {name}, derived from " + ", ".join(
-        s[0].__qualname__ for s in sources
+        _signature(s[0])[2] for s in sources
     )
+    cls.__section_sources__ = tuple(sources)
     return cls
 
 
@@ -459,10 +465,129 @@ def to_dict(cfg: Any) -> Any:
     return cfg
 
 
-def default_of(fn: Callable[..., Any], param: str) -> Any:
-    """The default of ``param`` in ``fn``'s signature (a class means its ``__init__``): one place for a default."""
+def default_of(fn: Callable[..., Any] | str, param: str) -> Any:
+    """The default of ``param`` in ``fn``'s signature (a class means its ``__init__``): one place for a default.
+
+    ``fn`` may be a reference ``"package.module:Qualified.name"`` (read from source, nothing imported, see
+    :func:`read_signature`); every such read is recorded in :data:`DEFAULTS_READ` so a test can compare it
+    with the imported signature."""
+    params, _, label = _signature(fn)
+    default = params.get(param, inspect.Parameter.empty)
+    if default is inspect.Parameter.empty:
+        raise ValueError(f"default_of: {label} has no parameter {param!r} with a default")
+    if isinstance(default, _Unreadable):
+        raise ValueError(f"default_of: {default!r} is not a literal; pass the callable itself")
+    if isinstance(fn, str):
+        DEFAULTS_READ.append((fn, param, default))
+    return default
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Signatures read from source (no import): config sections and --help without torch
+# ----------------------------------------------------------------------------------------------------------
+
+DEFAULTS_READ: list[tuple[str, str, Any]] = []
+"""``(reference, parameter, default)`` of every :func:`default_of` call that read a reference."""
+
+
+def resolve(ref: str) -> Any:
+    """Import the object a ``"package.module:Qualified.name"`` reference names."""
+    import importlib
+
+    module, _, qual = ref.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qual.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _signature(fn: Callable[..., Any] | str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """``({parameter: default or Parameter.empty}, {parameter: type hint}, label)`` of a callable or reference."""
+    if isinstance(fn, str):
+        return (*read_signature(fn), fn)
     target = fn.__init__ if inspect.isclass(fn) else fn
-    p = inspect.signature(target).parameters.get(param)
-    if p is None or p.default is inspect.Parameter.empty:
-        raise ValueError(f"default_of: {fn.__qualname__} has no parameter {param!r} with a default")
-    return p.default
+    params = {n: p.default for n, p in inspect.signature(target).parameters.items()}
+    return params, typing.get_type_hints(target), fn.__qualname__
+
+
+_SIGNATURES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+def read_signature(ref: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``({parameter: default}, {parameter: type hint})`` of ``"package.module:Qualified.name"`` (a class means
+    its ``__init__``), read from the module's source with :mod:`ast`; the module is not imported (its package
+    is, so package ``__init__`` modules must stay light).
+
+    A default must be a literal (``0.5``, ``"mixed"``, ``None``, ``(1, 2)``) or a module-level name bound to
+    one; an annotation is evaluated with the builtins and :mod:`typing`'s names (``float | None``,
+    ``Literal[...]``); one naming anything else is ``Any``. A parameter without a default maps to
+    ``inspect.Parameter.empty``. Raises ``ValueError`` naming the reference when it cannot be read.
+    """
+    if ref in _SIGNATURES:
+        return _SIGNATURES[ref]
+    import ast
+    import importlib.util
+
+    module, sep, qual = ref.partition(":")
+    if not sep or not qual:
+        raise ValueError(f"reference: expected 'package.module:Qualified.name', got {ref!r}")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ValueError(f"reference {ref!r}: no Python source for module {module!r}")
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"), filename=spec.origin)
+    constants: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and node.value is not None:
+                    try:
+                        constants[t.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        pass
+    body, node = tree.body, None
+    for part in qual.split("."):
+        node = next(
+            (n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == part), None
+        )
+        if node is None:
+            raise ValueError(f"reference {ref!r}: no {part!r} in {spec.origin}")
+        body = node.body
+    if isinstance(node, ast.ClassDef):
+        node = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+        if node is None:
+            raise ValueError(f"reference {ref!r}: the class defines no __init__ in its own body")
+    args = node.args
+    positional = args.posonlyargs + args.args
+    pairs = list(zip(positional, [None] * (len(positional) - len(args.defaults)) + list(args.defaults)))
+    pairs += list(zip(args.kwonlyargs, args.kw_defaults))
+    namespace = {**vars(typing), "Sequence": Sequence, "Mapping": Mapping, "Callable": Callable}
+    params: dict[str, Any] = {}
+    hints: dict[str, Any] = {}
+    for arg, default in pairs:
+        if default is None:
+            params[arg.arg] = inspect.Parameter.empty
+        elif isinstance(default, ast.Name) and default.id in constants:
+            params[arg.arg] = constants[default.id]
+        else:
+            try:
+                params[arg.arg] = ast.literal_eval(default)
+            except ValueError:
+                params[arg.arg] = _Unreadable(ref, arg.arg, ast.unparse(default))
+        if arg.annotation is not None:
+            try:
+                hints[arg.arg] = eval(ast.unparse(arg.annotation), dict(namespace))  # noqa: S307 - typing names only
+            except Exception:  # noqa: BLE001 - a type of the method's module (a tensor, a module): Any
+                hints[arg.arg] = Any
+    _SIGNATURES[ref] = (params, hints)
+    return params, hints
+
+
+class _Unreadable:
+    """A default that is not a literal: an error when a config section or :func:`default_of` uses it."""
+
+    def __init__(self, ref: str, param: str, text: str) -> None:
+        self.ref, self.param, self.text = ref, param, text
+
+    def __repr__(self) -> str:
+        return f"<unreadable default {self.text!r} of {self.ref}({self.param})>"

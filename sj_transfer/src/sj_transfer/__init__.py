@@ -6,13 +6,45 @@ Pieces usable around any SpikingJelly model: :func:`linear_cka`, :class:`DomainT
 :func:`transfer_step`), config-driven runs (:mod:`sj_transfer.recipe`) and the CLI (:mod:`sj_transfer.cli`).
 """
 
-from .cka import linear_cka, linear_cka_per_step
-from .loss import DomainTransferLoss, TransferLossOutput
-from .models import TransferVGGSNN
-from .sampler import PowerSchedule, SlidingReplacement, StepSchedule, make_schedule, replacement_probability
-from .surrogate import QGateGrad, back_ei_gate_grad
-from .tet import tet_loss
-from .train import RandomCropFrames, TransferModel, transfer_step
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# names are imported on first use (PEP 562): `import sj_transfer` and its command line's --help load no torch
+_LAZY = {
+    "linear_cka": "cka",
+    "linear_cka_per_step": "cka",
+    "DomainTransferLoss": "loss",
+    "TransferLossOutput": "loss",
+    "TransferVGGSNN": "models",
+    "PowerSchedule": "sampler",
+    "SlidingReplacement": "sampler",
+    "StepSchedule": "sampler",
+    "make_schedule": "sampler",
+    "replacement_probability": "sampler",
+    "QGateGrad": "surrogate",
+    "back_ei_gate_grad": "surrogate",
+    "tet_loss": "tet",
+    "RandomCropFrames": "train",
+    "TransferModel": "train",
+    "transfer_step": "train",
+}
+
+if TYPE_CHECKING:
+    from .cka import linear_cka, linear_cka_per_step
+    from .loss import DomainTransferLoss, TransferLossOutput
+    from .models import TransferVGGSNN
+    from .sampler import (
+        PowerSchedule,
+        SlidingReplacement,
+        StepSchedule,
+        make_schedule,
+        replacement_probability,
+    )
+    from .surrogate import QGateGrad, back_ei_gate_grad
+    from .tet import tet_loss
+    from .train import RandomCropFrames, TransferModel, transfer_step
 
 __version__ = "0.1.0"
 
@@ -34,3 +66,16 @@ __all__ = [
     "transfer_step",
     "RandomCropFrames",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

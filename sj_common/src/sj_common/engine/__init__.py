@@ -9,22 +9,74 @@ Modules, each with one job: :mod:`.config` (TrainConfig, StepContext, StepOutput
 :mod:`.checkpoint` (safe reads, atomic writes, RNG states, the Checkpointer and the resume policy),
 :mod:`.meter` (device-side running sums), :mod:`.report` (progress, TensorBoard, results.json, versions,
 text table), :mod:`.distributed` (torchrun, seeded sharding sampler), :mod:`.util` (unwrap, to_device).
+
+Names are imported on first use (module ``__getattr__``, PEP 562): ``from sj_common.engine import
+TrainConfig`` loads only the torch-free :mod:`.config`, so a command line's ``--help`` needs no torch.
 """
 
-from .checkpoint import (
-    RESUME_MAY_CHANGE,
-    CheckpointError,
-    atomic_save,
-    load_checkpoint,
-    read_checkpoint,
-    seed_everything,
-)
-from .config import LossHook, StepContext, StepFn, StepOutput, TrainConfig
-from .distributed import ShardedSampler, is_main_process, rank, world_size
-from .loop import LOG_EVERY_STEPS, evaluate, fit, preserved_global_state
-from .report import format_table, package_versions, print_table
-from .steps import classification_step, tet_loss
-from .util import to_device, unwrap
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "RESUME_MAY_CHANGE": "checkpoint",
+    "CheckpointError": "checkpoint",
+    "atomic_save": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "read_checkpoint": "checkpoint",
+    "seed_everything": "checkpoint",
+    "LossHook": "config",
+    "StepContext": "config",
+    "StepFn": "config",
+    "StepOutput": "config",
+    "TrainConfig": "config",
+    "ShardedSampler": "distributed",
+    "is_main_process": "distributed",
+    "rank": "distributed",
+    "world_size": "distributed",
+    "LOG_EVERY_STEPS": "loop",
+    "evaluate": "loop",
+    "fit": "loop",
+    "preserved_global_state": "loop",
+    "format_table": "report",
+    "package_versions": "report",
+    "print_table": "report",
+    "classification_step": "steps",
+    "tet_loss": "steps",
+    "to_device": "util",
+    "unwrap": "util",
+}
+
+if TYPE_CHECKING:
+    from .checkpoint import (
+        RESUME_MAY_CHANGE,
+        CheckpointError,
+        atomic_save,
+        load_checkpoint,
+        read_checkpoint,
+        seed_everything,
+    )
+    from .config import LossHook, StepContext, StepFn, StepOutput, TrainConfig
+    from .distributed import ShardedSampler, is_main_process, rank, world_size
+    from .loop import LOG_EVERY_STEPS, evaluate, fit, preserved_global_state
+    from .report import format_table, package_versions, print_table
+    from .steps import classification_step, tet_loss
+    from .util import to_device, unwrap
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "TrainConfig",

@@ -1,4 +1,8 @@
-"""The engine's plain data types: the run configuration and what step functions receive and return."""
+"""The engine's plain data types: the run configuration and what step functions receive and return.
+
+Imports no torch (the tensor types are annotations only), so a command line can build its ``--help`` and
+check a config from :class:`TrainConfig` without loading torch.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "step", "none")
@@ -134,5 +139,7 @@ class StepOutput:
     logs: dict[str, float | torch.Tensor] = field(default_factory=dict)
 
 
-StepFn = Callable[[nn.Module, Any, StepContext], StepOutput]
-LossHook = Callable[[nn.Module, Any, StepOutput, StepContext], Union[torch.Tensor, "dict[str, torch.Tensor]"]]
+StepFn = Callable[["nn.Module", Any, StepContext], StepOutput]
+LossHook = Callable[
+    ["nn.Module", Any, StepOutput, StepContext], Union["torch.Tensor", "dict[str, torch.Tensor]"]
+]
