@@ -4,7 +4,8 @@ Config sections (the YAML files in ``sj_calib/configs``): ``data`` (:class:`Cali
 (:class:`CalibModel`: a model of :data:`sj_calib.models.MODELS` and its factory's keyword arguments),
 ``calib`` (:data:`CalibOptions`, derived from the signatures of :func:`sj_calib.calibrate`,
 :func:`sj_calib.convert` and :func:`sj_calib.sweep.snn_sweep`, so its defaults are theirs) and ``train``
-(:class:`sj_common.engine.TrainConfig`). Model selection uses a validation split carved (stratified,
+(:class:`sj_common.engine.TrainConfig`). The config and the command line's ``--help`` need no torch: the
+method modules and torch are imported by the stages. Model selection uses a validation split carved (stratified,
 seeded) from the training set, never the test set (the reference selected on the test set, spec 5.1.8).
 
 Stages: ``train`` (the QCFS ANN through ``sj_common.engine.fit``), ``eval`` (the ANN on the test split),
@@ -19,19 +20,15 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from sj_common.config import ConfigError, UsageError, default_of, section_from, to_dict
 from sj_common.engine import TrainConfig
 from sj_common.recipe import Data, Flag, Recipe, Stage
-from torch import nn
 
-from .calibrate import calibrate
-from .convert import convert
-from .models import MODELS, create_model
-from .qcfs import QCFS, replace_relu_by_qcfs
-from .sweep import latency, snn_sweep, sweep
+if TYPE_CHECKING:  # torch and the method modules are imported by the stages (a fast --help)
+    import torch
+    from torch import nn
 
 __all__ = ["Cutout", "CalibData", "CalibModel", "CalibOptions", "CalibConfig", "CalibRecipe", "RECIPE"]
 
@@ -51,6 +48,8 @@ class Cutout:
         self.length = int(length)
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        import torch
+
         h, w = img.shape[-2:]
         cy, cx = int(torch.randint(h, ())), int(torch.randint(w, ()))
         y0, y1 = max(cy - self.length // 2, 0), min(cy + self.length // 2, h)
@@ -88,12 +87,16 @@ class CalibModel:
     (``num_classes``, ``in_channels``, ``L``, ``width`` ...); ``init_threshold`` sets each QCFS lambda."""
 
     name: str = "small_vgg"
-    init_threshold: float = default_of(replace_relu_by_qcfs, "init_threshold")
+    init_threshold: float = default_of("sj_calib.qcfs:replace_relu_by_qcfs", "init_threshold")
     kwargs: dict[str, Any] = field(default_factory=dict, metadata={"rest": True})
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        """The name and the factory's keyword arguments against :data:`sj_calib.models.MODELS` (imports torch,
+        so :meth:`CalibRecipe.check` runs it, not ``__post_init__``)."""
+        from .models import MODELS
+
         if self.name not in MODELS:
-            raise ValueError(f"name: expected one of {sorted(MODELS)}, got {self.name!r}")
+            raise ConfigError(f"model.name: expected one of {sorted(MODELS)}, got {self.name!r}")
         params = inspect.signature(MODELS[self.name]).parameters
         unknown = sorted(set(self.kwargs) - set(params))
         if unknown:
@@ -105,9 +108,9 @@ class CalibModel:
 
 CalibOptions = section_from(
     "CalibOptions",
-    (calibrate, ["rho", "shift", "saturate", "iterations"]),
-    (convert, ["fold_bn"]),
-    (snn_sweep, ["T", "batch_size", "max_batches"], {"T": "Ts"}),
+    ("sj_calib.calibrate:calibrate", ["rho", "shift", "saturate", "iterations"]),
+    ("sj_calib.convert:convert", ["fold_bn"]),
+    ("sj_calib.sweep:snn_sweep", ["T", "batch_size", "max_batches"], {"T": "Ts"}),
     doc="Conversion, calibration and read-out options (defaults: those of calibrate, convert and snn_sweep).",
 )
 
@@ -148,6 +151,8 @@ def _transforms(data: CalibData, train: bool):
 
 
 def _resolve(device: str) -> str:
+    import torch
+
     return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
@@ -172,6 +177,10 @@ def _snn_stage(
     recipe: CalibRecipe, cfg: CalibConfig, ann: nn.Module, data: Data, *, out: Path, source: str, command: str
 ) -> dict:
     """``convert`` / ``calibrate`` / ``sweep`` on a trained ANN; writes ``out/results.json`` and prints a table."""
+    from .calibrate import calibrate
+    from .convert import convert
+    from .sweep import latency, snn_sweep, sweep
+
     t0 = time.time()
     c = cfg.calib
     Ts = sorted({int(t) for t in c.T})
@@ -263,6 +272,9 @@ class CalibRecipe(Recipe):
         ),
     )
 
+    def check(self, cfg: CalibConfig) -> None:
+        cfg.model.check()
+
     def build_data(self, cfg: CalibConfig, *, data_root: str | None = None) -> Data:
         """``mnist5k`` is embedded (its own train/val/test); other names come from ``data_root`` through
         ``sj_common.data.static_dataset`` with a stratified validation split of ``val_fraction`` carved from
@@ -291,6 +303,9 @@ class CalibRecipe(Recipe):
 
     def build_model(self, cfg: CalibConfig, data: Data | None = None) -> nn.Module:
         """The QCFS ANN of ``cfg.model`` (each QCFS lambda set to ``init_threshold``)."""
+        from .models import create_model
+        from .qcfs import QCFS
+
         model = create_model(cfg.model.name, **cfg.model.kwargs)
         for q in model.modules():
             if isinstance(q, QCFS):

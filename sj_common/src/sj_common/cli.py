@@ -9,9 +9,10 @@ Sub-commands (a plugin adds its own stages, e.g. calib's ``convert`` / ``calibra
 
 ``--help`` after a sub-command shows the values the chosen config will use
 (``sj-calib train --config mnist5k --help``). Exit status: 0 on success; 2 on a usage or config error
-(one line on stderr; ``--debug`` shows the traceback); 1 when the run itself fails. Nothing heavy is
-imported before a command runs beyond torch (which the TrainConfig module needs): data sets, torchvision
-and plotting load inside the commands.
+(one line on stderr; ``--debug`` shows the traceback); 1 when the run itself fails. ``--help`` imports no
+torch (tests/common/test_help_fast.py): the TrainConfig module and each plugin's config are torch-free, the
+config is parsed for the help without the recipe's :meth:`~sj_common.recipe.Recipe.check` (which may
+import the method's code), and torch, data sets, torchvision and plotting load inside the commands.
 """
 
 from __future__ import annotations
@@ -154,9 +155,9 @@ def _pre_parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def _load(recipe, config: str | None, out: str | None, assignments: Sequence[Assignment]):
-    """(parsed config, where) for ``config`` with ``assignments`` applied."""
-    return recipe.parse_config(config, assignments, out)
+def _load(recipe, config: str | None, out: str | None, assignments: Sequence[Assignment], check: bool = True):
+    """(parsed config, where) for ``config`` with ``assignments`` applied (``check=False``: for ``--help``)."""
+    return recipe.parse_config(config, assignments, out, check=check)
 
 
 def _add_common(s: argparse.ArgumentParser, recipe, cfg: Any, where: str) -> None:
@@ -378,7 +379,8 @@ def _run(recipe, argv: list[str]) -> int:
         return 0
     pre = _pre_parse(argv)
     pre_assign = [Assignment(*parse_assignment(t), f"--set {t}") for t in pre.assignments]
-    cfg, where = _load(recipe, pre.config, pre.out if command == "train" else None, pre_assign)
+    # the values --help shows; the recipe's checks (which may import torch) run on the second parse below
+    cfg, where = _load(recipe, pre.config, pre.out if command == "train" else None, pre_assign, check=False)
     parser = _build_parser(recipe, command, cfg, where)
     args = parser.parse_args(argv)
     out = args.out if command == "train" else None

@@ -174,21 +174,29 @@ class Recipe:
         return self.default_out(Path(str(name_or_path)).stem, raw)
 
     def parse_config(
-        self, name_or_path: str | Path | None, assignments: Iterable[Assignment] = (), out: str | None = None
+        self,
+        name_or_path: str | Path | None,
+        assignments: Iterable[Assignment] = (),
+        out: str | None = None,
+        *,
+        check: bool = True,
     ) -> tuple[Any, str]:
         """``(config, where)``: the YAML read, the assignments applied (checked against :attr:`config_type`),
         the run folder placed (``out``, else the YAML's ``train.out``, else :meth:`default_out`), parsed.
-        Then :meth:`check` runs."""
+        Then :meth:`check` runs, unless ``check=False`` (the command line's ``--help``, which shows the
+        values without importing the method's code; the command itself parses again with the checks)."""
         name_or_path = name_or_path or self.default_config
         raw, where = self.load_raw(name_or_path)
         raw, sources = apply_assignments(self.config_type, raw, assignments)
         self.prepare_raw(raw, self.resolve_out(name_or_path, raw, out))
         cfg = parse(self.config_type, raw, where=where, sources=sources)
-        self.check(cfg)
+        if check:
+            self.check(cfg)
         return cfg, where
 
     def check(self, cfg: Any) -> None:
-        """Checks across sections that need the method's code (raise ``ConfigError``); default none."""
+        """Checks that need the method's code (names of models, modes ...; raise ``ConfigError``); default
+        none. Section ``__post_init__`` checks stay torch-free, so ``--help`` imports no torch."""
 
     def config(
         self,
