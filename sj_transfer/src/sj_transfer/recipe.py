@@ -24,25 +24,36 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
 from sj_common.config import UsageError, default_of, section_from
-from sj_common.data import PairedStaticEvent
 from sj_common.engine import TrainConfig
 from sj_common.recipe import Data, Flag, Recipe
 
-from .loss import DomainTransferLoss
-from .models import PAPER_CFG, SMALL_CFG, TransferVGGSNN
-from .sampler import ClassBalancedResample, SlidingReplacement, make_schedule
-from .surrogate import QGateGrad, back_ei_gate_grad
-from .train import FlipRotateFrames, RandomCropFrames, TransferModel, transfer_step
+if TYPE_CHECKING:  # torch and the method modules are imported by build_* (a fast --help)
+    import torch
+
+    from .train import TransferModel
 
 __all__ = ["TransferData", "TransferNet", "TransferMethod", "TransferConfig", "TransferRecipe", "RECIPE"]
 
-_ARCHS = {"paper": PAPER_CFG, "small": SMALL_CFG}
-_SURROGATES = {"qgategrad": QGateGrad, "rect": back_ei_gate_grad}
+_ARCH_NAMES = ("paper", "small")  # model.cfg names: sj_transfer.models.PAPER_CFG, SMALL_CFG
+_SURROGATE_NAMES = ("qgategrad", "rect")  # QGateGrad, back_ei_gate_grad
+
+
+def _arch(name: str) -> tuple:
+    from .models import PAPER_CFG, SMALL_CFG
+
+    return dict(zip(_ARCH_NAMES, (PAPER_CFG, SMALL_CFG)))[name]
+
+
+def _surrogate(name: str):
+    from .surrogate import QGateGrad, back_ei_gate_grad
+
+    return dict(zip(_SURROGATE_NAMES, (QGateGrad, back_ei_gate_grad)))[name]
+
+
+_PAIRED, _NET = "sj_common.data.paired:PairedStaticEvent", "sj_transfer.models:TransferVGGSNN"
 
 
 @dataclass
@@ -69,14 +80,14 @@ class TransferData:
     size: int
     event: str = "mnist5k"
     static: str = "mnist5k"
-    train_ratio: float = default_of(PairedStaticEvent, "train_ratio")
+    train_ratio: float = default_of(_PAIRED, "train_ratio")
     static_ratio: float = 1.0
-    use_hsv: bool = default_of(PairedStaticEvent, "use_hsv")
+    use_hsv: bool = default_of(_PAIRED, "use_hsv")
     val_fraction: float = 0.1
     crop_padding: int | None = None
     split_seed: int = 0
     num_classes: int | None = None
-    subset_seed: int | None = default_of(PairedStaticEvent, "subset_seed")
+    subset_seed: int | None = default_of(_PAIRED, "subset_seed")
     cache_dir: str | None = None
     preset: str = "default"
     balanced_sampling: bool = False
@@ -115,29 +126,29 @@ class TransferNet:
     over ``T * B`` (false, SpikingJelly's ``SeqToANNContainer``). See :class:`TransferVGGSNN`."""
 
     cfg: str | list[int | str] = "paper"
-    tau: float = default_of(TransferVGGSNN, "tau")
-    v_threshold: float = default_of(TransferVGGSNN, "v_threshold")
+    tau: float = default_of(_NET, "tau")
+    v_threshold: float = default_of(_NET, "v_threshold")
     surrogate: str = "qgategrad"
     surrogate_alpha: float | None = None
-    shared_head: bool = default_of(TransferVGGSNN, "shared_head")
-    bn_per_step: bool = default_of(TransferVGGSNN, "bn_per_step")
+    shared_head: bool = default_of(_NET, "shared_head")
+    bn_per_step: bool = default_of(_NET, "bn_per_step")
 
     def __post_init__(self) -> None:
-        if isinstance(self.cfg, str) and self.cfg not in _ARCHS:
+        if isinstance(self.cfg, str) and self.cfg not in _ARCH_NAMES:
             raise ValueError(f"cfg: expected 'paper', 'small' or a list of widths and 'P', got {self.cfg!r}")
-        if self.surrogate not in _SURROGATES:
-            raise ValueError(f"surrogate: expected one of {sorted(_SURROGATES)}, got {self.surrogate!r}")
+        if self.surrogate not in _SURROGATE_NAMES:
+            raise ValueError(f"surrogate: expected one of {sorted(_SURROGATE_NAMES)}, got {self.surrogate!r}")
 
 
 TransferMethod = section_from(
     "TransferMethod",
     (
-        DomainTransferLoss,
+        "sj_transfer.loss:DomainTransferLoss",
         ["alpha", "regularization", "coefficient_init", "tet", "tet_lambda", "mse_target", "domain_loss"],
         {"coefficient_init": "init"},
     ),
-    (make_schedule, ["power"]),
-    (TransferModel, ["baseline", "event_bn_stats"]),
+    ("sj_transfer.sampler:make_schedule", ["power"]),
+    ("sj_transfer.train:TransferModel", ["baseline", "event_bn_stats"]),
     extra=[("sliding", str, "sliding")],
     doc="The method's hyperparameters: DomainTransferLoss, the sliding schedule ('sliding' | 'no_sliding' | "
     "'none', power) and TransferModel (baseline: event data only; event_bn_stats).",
@@ -201,7 +212,11 @@ class TransferRecipe(Recipe):
         The event training set is cut to ``data.train_ratio`` per class; the baseline trains on exactly the
         same event samples as the transfer run.
         """
+        import torch.nn.functional as F
+
         from sj_common import data as D
+
+        from .sampler import ClassBalancedResample
 
         d, seed, baseline = cfg.data, cfg.train.seed, cfg.method.baseline
         if d.event == "mnist5k":
@@ -241,7 +256,7 @@ class TransferRecipe(Recipe):
                 static = D.Subset(
                     static_train, D.stratified_subset(static_train.targets, d.static_ratio, seed=seed)
                 )
-            train = PairedStaticEvent(
+            train = D.PairedStaticEvent(
                 static,
                 event_train,
                 T=d.T,
@@ -262,9 +277,13 @@ class TransferRecipe(Recipe):
 
     def build_model(self, cfg: TransferConfig, data: Data) -> TransferModel:
         """The :class:`TransferModel` (network + loss with its coefficients)."""
+        from .loss import DomainTransferLoss
+        from .models import TransferVGGSNN
+        from .train import TransferModel
+
         m, me, baseline = cfg.model, cfg.method, cfg.method.baseline
-        arch = _ARCHS[m.cfg] if isinstance(m.cfg, str) else m.cfg
-        make_sg = _SURROGATES[m.surrogate]
+        arch = _arch(m.cfg) if isinstance(m.cfg, str) else m.cfg
+        make_sg = _surrogate(m.surrogate)
         sg = make_sg() if m.surrogate_alpha is None else make_sg(m.surrogate_alpha)
         net = TransferVGGSNN(
             data.num_classes,
@@ -310,6 +329,11 @@ class TransferRecipe(Recipe):
 
     def build_step(self, cfg: TransferConfig, data: Data):
         """Frames resized to ``data.size`` (area for downsampling), event random crop, sliding replacement."""
+        import torch.nn.functional as F
+
+        from .sampler import SlidingReplacement, make_schedule
+        from .train import FlipRotateFrames, RandomCropFrames, transfer_step
+
         size = cfg.data.size
         pad = size // 12 if cfg.data.crop_padding is None else cfg.data.crop_padding
         sliding = None
