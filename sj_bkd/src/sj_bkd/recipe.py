@@ -14,7 +14,8 @@ Config sections (the YAML files in ``sj_bkd/configs``):
 * ``train`` (:class:`sj_common.engine.TrainConfig`) for the student;
 * ``reference`` (recorded, not applied) and ``study`` (read by ``examples/bkd_table.py``).
 
-The run folder holds ``teacher/`` (``best.pt`` and the bare ``teacher.pt``) and ``student/``.
+The run folder holds ``teacher/`` (``best.pt`` and the bare ``teacher.pt``) and ``student/``. The config and
+``sj-bkd --help`` need no torch: torch and the method modules are imported by the functions that use them.
 """
 
 from __future__ import annotations
@@ -23,18 +24,16 @@ import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from sj_common.config import ConfigError, UsageError, section_from
+from sj_common.config import ConfigError, UsageError, read_constant, section_from
 from sj_common.engine import TrainConfig
 from sj_common.recipe import Data, Flag, Recipe, fit_model
-from torch import nn
-from torch.utils.data import Dataset
 
-from .distill import MODES, DistillationModel, distill_step, student_input
-from .models import STUDENTS, TEACHERS, create_model
+if TYPE_CHECKING:  # torch and the method modules are imported where they are used (a fast --help)
+    from torch import nn
+
+    from .distill import DistillationModel
 
 __all__ = [
     "BkdData",
@@ -117,7 +116,7 @@ class BkdTeacher:
 
 BkdDistill = section_from(
     "BkdDistill",
-    (DistillationModel, ["mode", "alpha", "lam", "use_clip", "tau", "beta", "kd_tau"]),
+    ("sj_bkd.distill:DistillationModel", ["mode", "alpha", "lam", "use_clip", "tau", "beta", "kd_tau"]),
     doc="Distillation options: DistillationModel's (mode, alpha, lam, use_clip, tau, beta, kd_tau).",
 )
 
@@ -139,22 +138,6 @@ class BkdConfig:
 # ---------------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------------
-
-
-class PairedFrames(Dataset):
-    """``(x_student, x_teacher, y)`` from two framings of the same event samples (student T, teacher T')."""
-
-    def __init__(self, a: Dataset, b: Dataset) -> None:
-        if len(a) != len(b) or not np.array_equal(a.targets, b.targets):
-            raise ValueError("teacher_T: the two framings of the data set differ in length or labels")
-        self.a, self.b, self.targets, self.classes = a, b, a.targets, getattr(a, "classes", None)
-
-    def __len__(self) -> int:
-        return len(self.a)
-
-    def __getitem__(self, i):
-        (xa, y), (xb, _) = self.a[i], self.b[i]
-        return xa, xb, y
 
 
 def _static_transforms(data: BkdData, train: bool):
@@ -179,7 +162,10 @@ def build_data(cfg: BkdConfig, data_root: str | None = None, *, role: str = "stu
     has its own val split. ``role='student'`` limits train to ``data.train_subset``, ``role='teacher'`` to
     ``data.teacher_train_subset`` (default: all of it), so that a teacher trained on the full split can
     teach a student that sees only a few images. Seeds: ``cfg.train.seed`` (or ``data.subset_seed``)."""
+    import numpy as np
     from sj_common.data import Subset, stratified_subset
+
+    from .wrappers import PairedFrames
 
     if role not in ("student", "teacher"):
         raise ValueError(f"role: expected 'student' or 'teacher', got {role!r}")
@@ -247,30 +233,9 @@ def build_data(cfg: BkdConfig, data_root: str | None = None, *, role: str = "stu
 # ---------------------------------------------------------------------------------------------------
 
 
-class RepeatedInput(nn.Module):
-    """An SNN teacher trained as a classifier: input repeated / framed to ``[T, B, ...]``, logits averaged
-    over T (``[B, K]``)."""
-
-    def __init__(self, net: nn.Module, T: int, sequence_input: bool) -> None:
-        super().__init__()
-        self.net, self.T, self.sequence_input = net, T, sequence_input
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(student_input(x, self.T, self.sequence_input)).mean(0)
-
-
-class ResizedInput(nn.Module):
-    """A teacher that sees its input resized to ``size`` (``[B, C, H, W]`` -> ``[B, C, size, size]``)."""
-
-    def __init__(self, net: nn.Module, size: int, mode: str = "bilinear") -> None:
-        super().__init__()
-        self.net, self.size, self.mode = net, size, mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(nn.functional.interpolate(x, size=self.size, mode=self.mode, align_corners=False))
-
-
 def _teacher_is_spiking(cfg: BkdConfig) -> bool:
+    from .models import STUDENTS
+
     return cfg.teacher.name in STUDENTS
 
 
@@ -279,7 +244,11 @@ def train_teacher(cfg: BkdConfig, data: Data) -> tuple[Path, dict]:
 
     ``teacher.pt`` holds the bare teacher's state dict (without the input wrappers), for ``teacher.weights``.
     """
+    import torch
     from sj_common.engine import classification_step, load_checkpoint
+
+    from .models import create_model
+    from .wrappers import PairedFrames, RepeatedInput, ResizedInput
 
     t = cfg.teacher
     if t.train is None or t.name is None:
@@ -325,6 +294,9 @@ def build_distillation_model(
 
     ``require_teacher_weights=False`` builds a randomly initialised teacher when no weights are given (only
     to load a whole trained checkpoint into)."""
+    from .distill import DistillationModel
+    from .models import STUDENTS, TEACHERS, create_model
+
     s, t, d = cfg.student, cfg.teacher, cfg.distill
     x0 = data.train[0][0]
     example = x0.unsqueeze(0).repeat(2, *([1] * x0.dim()))
@@ -386,6 +358,8 @@ def train_student(
     """Distil (or, with ``distill.mode: none``, plainly train) the student; returns the engine's results.
 
     ``prepare(model)`` runs after the build (e.g. loading a reference checkpoint to fine-tune from)."""
+    from .distill import distill_step
+
     _, res = fit_model(
         lambda: build_distillation_model(cfg, data, teacher_weights),
         data,
@@ -395,6 +369,9 @@ def train_student(
         prepare=prepare,
     )
     return res
+
+
+_MODES = read_constant("sj_bkd.distill:MODES")  # for --help (sj_bkd.distill.MODES, read without torch)
 
 
 class BkdRecipe(Recipe):
@@ -427,7 +404,7 @@ class BkdRecipe(Recipe):
             "distill.mode",
             "distillation mode",
             ("train", "eval"),
-            choices=MODES,
+            choices=_MODES,
         ),
     )
 
@@ -444,6 +421,9 @@ class BkdRecipe(Recipe):
             teacher["train"] = {**train, **(teacher.get("train") or {}), "out": str(Path(out) / "teacher")}
 
     def check(self, cfg: BkdConfig) -> None:
+        from .distill import MODES
+        from .models import STUDENTS, TEACHERS
+
         if cfg.distill.mode not in MODES:
             raise ConfigError(f"distill.mode: expected one of {MODES}, got {cfg.distill.mode!r}")
         if cfg.student.name not in STUDENTS:
@@ -482,6 +462,8 @@ class BkdRecipe(Recipe):
         return model
 
     def build_step(self, cfg: BkdConfig, data: Data):
+        from .distill import distill_step
+
         return distill_step
 
     def extra_results(self, cfg: BkdConfig, data: Data) -> dict[str, Any]:
@@ -521,3 +503,12 @@ class BkdRecipe(Recipe):
 
 
 RECIPE = BkdRecipe()
+
+
+def __getattr__(name: str):
+    """The wrappers that moved to :mod:`sj_bkd.wrappers` (imported on first use: they need torch)."""
+    if name in ("PairedFrames", "RepeatedInput", "ResizedInput"):
+        from . import wrappers
+
+        return getattr(wrappers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

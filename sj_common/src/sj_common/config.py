@@ -46,6 +46,7 @@ __all__ = [
     "describe_type",
     "default_of",
     "read_signature",
+    "read_constant",
     "resolve",
 ]
 
@@ -486,8 +487,9 @@ def default_of(fn: Callable[..., Any] | str, param: str) -> Any:
 # Signatures read from source (no import): config sections and --help without torch
 # ----------------------------------------------------------------------------------------------------------
 
-DEFAULTS_READ: list[tuple[str, str, Any]] = []
-"""``(reference, parameter, default)`` of every :func:`default_of` call that read a reference."""
+DEFAULTS_READ: list[tuple[str, str | None, Any]] = []
+"""``(reference, parameter, default)`` of every :func:`default_of` call that read a reference (parameter
+``None``: a :func:`read_constant`)."""
 
 
 def resolve(ref: str) -> Any:
@@ -526,32 +528,15 @@ def read_signature(ref: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if ref in _SIGNATURES:
         return _SIGNATURES[ref]
     import ast
-    import importlib.util
 
-    module, sep, qual = ref.partition(":")
-    if not sep or not qual:
-        raise ValueError(f"reference: expected 'package.module:Qualified.name', got {ref!r}")
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        raise ValueError(f"reference {ref!r}: no Python source for module {module!r}")
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"), filename=spec.origin)
-    constants: dict[str, Any] = {}
-    for node in tree.body:
-        if isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                if isinstance(t, ast.Name) and node.value is not None:
-                    try:
-                        constants[t.id] = ast.literal_eval(node.value)
-                    except ValueError:
-                        pass
+    tree, constants, origin, qual = _source(ref)
     body, node = tree.body, None
     for part in qual.split("."):
         node = next(
             (n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == part), None
         )
         if node is None:
-            raise ValueError(f"reference {ref!r}: no {part!r} in {spec.origin}")
+            raise ValueError(f"reference {ref!r}: no {part!r} in {origin}")
         body = node.body
     if isinstance(node, ast.ClassDef):
         node = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
@@ -576,11 +561,48 @@ def read_signature(ref: str) -> tuple[dict[str, Any], dict[str, Any]]:
                 params[arg.arg] = _Unreadable(ref, arg.arg, ast.unparse(default))
         if arg.annotation is not None:
             try:
-                hints[arg.arg] = eval(ast.unparse(arg.annotation), dict(namespace))  # noqa: S307 - typing names only
+                hint = eval(ast.unparse(arg.annotation), dict(namespace))  # noqa: S307 - typing names only
+                hints[arg.arg] = eval(hint, dict(namespace)) if isinstance(hint, str) else hint  # noqa: S307
             except Exception:  # noqa: BLE001 - a type of the method's module (a tensor, a module): Any
                 hints[arg.arg] = Any
     _SIGNATURES[ref] = (params, hints)
     return params, hints
+
+
+def _source(ref: str) -> tuple[Any, dict[str, Any], str, str]:
+    """``(ast tree, {module-level name: literal value}, file, qualified name)`` of a reference's module."""
+    import ast
+    import importlib.util
+
+    module, sep, qual = ref.partition(":")
+    if not sep or not qual:
+        raise ValueError(f"reference: expected 'package.module:Qualified.name', got {ref!r}")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ValueError(f"reference {ref!r}: no Python source for module {module!r}")
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"), filename=spec.origin)
+    constants: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and node.value is not None:
+                    try:
+                        constants[t.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        pass
+    return tree, constants, spec.origin, qual
+
+
+def read_constant(ref: str) -> Any:
+    """The literal value of a module-level name, ``"package.module:NAME"``, read from source (nothing
+    imported), e.g. a method's tuple of modes for a ``--help`` that lists them. Every read is recorded in
+    :data:`DEFAULTS_READ` (parameter ``None``) so a test can compare it with the imported value."""
+    _, constants, origin, name = _source(ref)
+    if name not in constants:
+        raise ValueError(f"reference {ref!r}: {name} is not a module-level literal in {origin}")
+    DEFAULTS_READ.append((ref, None, constants[name]))
+    return constants[name]
 
 
 class _Unreadable:
