@@ -116,10 +116,8 @@ def _fit_counting(tmp_path, monkeypatch, model, data, step, host_reads=()) -> No
 
 @pytest.mark.compat
 def test_bkd_distill_step_has_no_host_sync(tmp_path, monkeypatch):
-    """sj_bkd's distill_step (mode bkd: CE + the blurred feature term) logs 0-dim tensors, not floats.
-
-    Mode mixed is not counted here: its WSLD term validates the labels in every call
-    (``sj_bkd.logits.soft_target``: ``int(target.min())``, two conversions per step)."""
+    """sj_bkd's distill_step in the default mode (mixed: CE + the blurred feature term + WSLD) logs 0-dim
+    tensors, not floats, and WSLD's soft targets read no label back (``sj_bkd.logits.soft_target``)."""
     from sj_bkd.distill import DistillationModel, distill_step
     from sj_bkd.models import STUDENTS, TEACHERS, create_model
 
@@ -130,7 +128,7 @@ def test_bkd_distill_step_has_no_host_sync(tmp_path, monkeypatch):
         create_model("sew_tiny", num_classes=10),
         create_model("cnn_tiny", num_classes=10, require_weights=False, frozen=True),
         T=2,
-        mode="bkd",
+        mode="mixed",
         student_layer=STUDENTS["sew_tiny"][1],
         teacher_layer=TEACHERS["cnn_tiny"][1],
         example_input=x[:2],
@@ -141,7 +139,7 @@ def test_bkd_distill_step_has_no_host_sync(tmp_path, monkeypatch):
         train, config = True, TrainConfig(out="unused")
 
     out = distill_step(model, (x[:2], y[:2]), _Ctx)
-    assert set(out.logs) == {"ce", "bkd"}
+    assert {"ce", "bkd"} <= set(out.logs)
     assert all(
         isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in out.logs.values()
     )

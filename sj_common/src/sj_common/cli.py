@@ -383,12 +383,13 @@ def _run(recipe, argv: list[str]) -> int:
     cfg, where = _load(recipe, pre.config, pre.out if command == "train" else None, pre_assign, check=False)
     parser = _build_parser(recipe, command, cfg, where)
     args = parser.parse_args(argv)
-    out = args.out if command == "train" else None
-    cfg, where = _load(recipe, args.config, out, _assignments(args, _flag_names(parser)))
-
     from .threads import apply_thread_policy
 
-    apply_thread_policy(args.threads)  # before any torch work (imports torch)
+    # first, while no OpenMP runtime is loaded yet (the recipe's checks below may import torch), so that
+    # OMP_WAIT_POLICY=PASSIVE still takes effect
+    apply_thread_policy(args.threads)
+    out = args.out if command == "train" else None
+    cfg, where = _load(recipe, args.config, out, _assignments(args, _flag_names(parser)))
     from .engine import is_main_process, print_table
 
     if command == "train":
