@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 # names are imported on first use (PEP 562): `import sj_calib` and its command line's --help load no torch
 _LAZY = {
-    "calibrate": "calibrate",
-    "SpikingNet": "convert",
-    "TimeFlattened": "convert",
-    "UnsupportedModuleError": "convert",
-    "convert": "convert",
-    "fold_batchnorm": "convert",
-    "preflight": "convert",
-    "spiking_layers": "convert",
+    "calibrate": "calibration",
+    "SpikingNet": "conversion",
+    "TimeFlattened": "conversion",
+    "UnsupportedModuleError": "conversion",
+    "convert": "conversion",
+    "fold_batchnorm": "conversion",
+    "preflight": "conversion",
+    "spiking_layers": "conversion",
     "offset_histogram": "histogram",
     "CalibrationInfo": "offset_spike",
     "OffsetSpikeIF": "offset_spike",
@@ -35,8 +35,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .calibrate import calibrate
-    from .convert import (
+    from .calibration import calibrate
+    from .conversion import (
         SpikingNet,
         TimeFlattened,
         UnsupportedModuleError,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from spikingjelly.activation_based import functional
 
-from .convert import SpikingNet, spiking_layers
+from .conversion import SpikingNet, spiking_layers
 
 __all__ = ["offset_histogram", "BUCKETS"]
 

@@ -108,8 +108,8 @@ class CalibModel:
 
 CalibOptions = section_from(
     "CalibOptions",
-    ("sj_calib.calibrate:calibrate", ["rho", "shift", "saturate", "iterations"]),
-    ("sj_calib.convert:convert", ["fold_bn"]),
+    ("sj_calib.calibration:calibrate", ["rho", "shift", "saturate", "iterations"]),
+    ("sj_calib.conversion:convert", ["fold_bn"]),
     ("sj_calib.sweep:snn_sweep", ["T", "batch_size", "max_batches"], {"T": "Ts"}),
     doc="Conversion, calibration and read-out options (defaults: those of calibrate, convert and snn_sweep).",
 )
@@ -177,8 +177,8 @@ def _snn_stage(
     recipe: CalibRecipe, cfg: CalibConfig, ann: nn.Module, data: Data, *, out: Path, source: str, command: str
 ) -> dict:
     """``convert`` / ``calibrate`` / ``sweep`` on a trained ANN; writes ``out/results.json`` and prints a table."""
-    from .calibrate import calibrate
-    from .convert import convert
+    from .calibration import calibrate
+    from .conversion import convert
     from .sweep import latency, snn_sweep, sweep
 
     t0 = time.time()

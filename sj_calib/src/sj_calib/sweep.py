@@ -43,8 +43,8 @@ from spikingjelly.activation_based import functional
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .calibrate import calibrate
-from .convert import SpikingNet, convert, spiking_layers
+from .calibration import calibrate
+from .conversion import SpikingNet, convert, spiking_layers
 
 __all__ = ["ann_accuracy", "snn_sweep", "latency", "sweep", "plot_sweep", "E_MAC_PJ", "E_AC_PJ"]
 

@@ -1,6 +1,6 @@
 """``calibrate(snn, rho=4)``: turn any SNN of IF neurons into an offset-spike-calibrated one in one call.
 
-Accepts a :class:`~sj_calib.convert.SpikingNet` (from :func:`sj_calib.convert`) or any SpikingJelly network
+Accepts a :class:`~sj_calib.conversion.SpikingNet` (from :func:`sj_calib.convert`) or any SpikingJelly network
 whose neurons are ``IFNode`` with soft reset (``v_reset=None``), e.g. the output of SpikingJelly's own
 ``ann2snn.Converter`` (``VoltageScaler(1/s) -> IFNode -> VoltageScaler(s)``). Each IF neuron becomes an
 :class:`~sj_calib.offset_spike.OffsetSpikeIF` with the same threshold and v_0 = theta/2 (the method's
@@ -17,11 +17,10 @@ import copy
 from spikingjelly.activation_based import base, functional, layer, neuron
 from torch import nn
 
-from .convert import SpikingNet, TimeFlattened, _sample_ndim, _swap, spiking_layers
+from .conversion import SpikingNet, TimeFlattened, _sample_ndim, _swap, spiking_layers
 from .offset_spike import OffsetSpikeIF, check_options, check_threshold
 
 __all__ = ["calibrate"]
-
 
 
 def calibrate(
