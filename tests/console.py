@@ -80,3 +80,14 @@ def usage_errors(name: str, cases: list[tuple[list[str], str]], cwd: str | Path)
         assert len(lines) == 1 and key in lines[0] and "Traceback" not in r.err, (args, r.err)
         assert r.seconds < 120, (args, "a config error must come before any work")
     assert not (Path(cwd) / "runs").exists(), "a refused run wrote nothing"
+
+
+def eval_from_reference(name: str, config: Path, reference: Path, out: Path) -> dict:
+    """``<name> eval --config CONFIG --from-reference FILE --out OUT`` exits 0; returns its results.json."""
+    import json
+
+    r = script(name, "eval", "--config", str(config), "--from-reference", str(reference), "--out", str(out))
+    assert r.code == 0, r.err[-2000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["checkpoint"] == str(reference) and res["test"]["n"] > 0
+    return res

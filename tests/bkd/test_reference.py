@@ -246,20 +246,10 @@ def _tiny_spikingformer_reference(tmp_path):
 
 
 def test_cli_eval_from_reference(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests.console import eval_from_reference
 
     path, cfg, _ = _tiny_spikingformer_reference(tmp_path)
-    exe = str(Path(sys.executable).parent / "sj-bkd")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    args = [exe, "eval", "--config", str(cfg), "--from-reference", str(path), "--out", str(tmp_path / "eval")]
-    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    res = json.loads((tmp_path / "eval" / "results.json").read_text())
-    assert res["checkpoint"] == str(path) and res["test"]["n"] > 0
+    eval_from_reference("sj-bkd", cfg, path, tmp_path / "eval")
 
 
 def test_recipe_hook_loads_the_student(tmp_path):

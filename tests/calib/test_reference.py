@@ -192,19 +192,10 @@ def _mnist_resnet20_reference(tmp_path):
 
 
 def test_cli_eval_from_reference(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
+    from tests.console import eval_from_reference
 
     path, cfg = _mnist_resnet20_reference(tmp_path)
-    exe = str(Path(sys.executable).parent / "sj-calib")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    args = [exe, "eval", "--config", str(cfg), "--from-reference", str(path), "--out", str(tmp_path / "eval")]
-    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    res = json.loads((tmp_path / "eval" / "results.json").read_text())
-    assert res["checkpoint"] == str(path) and res["test"]["n"] > 0
+    eval_from_reference("sj-calib", cfg, path, tmp_path / "eval")
 
 
 def test_recipe_hook_is_a_usage_error_naming_the_key(tmp_path):
@@ -212,7 +203,9 @@ def test_recipe_hook_is_a_usage_error_naming_the_key(tmp_path):
     from sj_common.config import UsageError
 
     path, _ = _mnist_resnet20_reference(tmp_path)
-    with pytest.raises(UsageError, match=r"(?s)--from-reference: .*fc\.weight: file \(10, 64\), ours \(7, 64\)"):
+    with pytest.raises(
+        UsageError, match=r"(?s)--from-reference: .*fc\.weight: file \(10, 64\), ours \(7, 64\)"
+    ):
         RECIPE.load_reference(resnet20(num_classes=7, in_channels=1, L=4), path)
     model = RECIPE.load_reference(resnet20(num_classes=10, in_channels=1, L=4), path)
     assert model.layers[0].act.threshold.item() == 2.0

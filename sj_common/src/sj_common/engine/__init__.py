@@ -16,8 +16,9 @@ TrainConfig`` loads only the torch-free :mod:`.config`, so a command line's ``--
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
 
 _LAZY = {
     "RESUME_MAY_CHANGE": "checkpoint",
@@ -65,17 +66,7 @@ if TYPE_CHECKING:
     from .util import to_device, unwrap
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
