@@ -1,9 +1,10 @@
 """Regenerate the README's figures (docs/*.png) from a demo run.
 
-    python scripts/make_figures.py [--demo runs/demo_quick] [--out docs] [--nmnist FILE]
+    python examples/demo.py --out runs/demo            # the default run (the committed figures come from one)
+    python scripts/make_figures.py [--demo runs/demo] [--out docs] [--nmnist FILE]
 
-Reads the demo's output folder (``examples/demo.py --out DIR``; runs ``--quick`` into it first when
-``DIR/results.json`` is missing) and draws, small (palette PNGs of a few tens of kB):
+Reads the demo's output folder (``examples/demo.py --out DIR``, default or ``--quick``) and draws, small
+(palette PNGs of about 10 kB):
 
 * ``docs/events.png``: a real N-MNIST recording beside the emulator's twin of an MNIST-5k digit, as ON/OFF
   frames (the recording: ``--nmnist FILE``, default the project's test fixture
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,7 +26,7 @@ FIXTURE = ROOT.parent / "shared" / "fixtures" / "events" / "sample_nmnist.bin"
 
 def main(argv=None) -> list[Path]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--demo", type=Path, default=ROOT / "runs" / "demo_quick", help="a demo output folder")
+    ap.add_argument("--demo", type=Path, default=ROOT / "runs" / "demo", help="a demo output folder")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     ap.add_argument("--nmnist", type=Path, default=FIXTURE, help="a real N-MNIST .bin recording (a 4)")
     ap.add_argument("--dpi", type=int, default=80)
@@ -39,9 +39,9 @@ def main(argv=None) -> list[Path]:
     from sj_common import plots
 
     if not (args.demo / "results.json").is_file():
-        print(f"no {args.demo / 'results.json'}: running the quick demo into it", flush=True)
-        cmd = [sys.executable, str(ROOT / "examples" / "demo.py"), "--out", str(args.demo), "--quick"]
-        subprocess.run(cmd, check=True)
+        sys.exit(
+            f"make_figures: no {args.demo / 'results.json'}; run: python examples/demo.py --out {args.demo}"
+        )
     res = json.loads((args.demo / "results.json").read_text())
     args.out.mkdir(parents=True, exist_ok=True)
     written = []
