@@ -68,7 +68,5 @@ def test_study_command_tiny(tmp_path):
     run = next(r for r in study["runs"] if r["arm"] == "mixed")
     first = run["losses"][0]
     assert first["feature_to_ce"] == first["feature"] / first["ce"] > 0
-    # cached: a second invocation trains nothing and writes the same table
-    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0 and "arm=" not in again.stdout
-    assert json.loads((docs / "table.json").read_text())["summary"] == study["summary"]
+    # one run per (arm, seed), each cached for an interrupted study to continue from
+    assert proc.stdout.count("arm=") == 8 and len(list(out.glob("threads1/*_s*/cell.json"))) == 8
