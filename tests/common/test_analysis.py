@@ -348,13 +348,16 @@ def test_transfer_analysis_example_writes_the_three_figures(tmp_path, one_thread
     from pathlib import Path
 
     pytest.importorskip("pytorch_grad_cam")
-    models = pytest.importorskip("sj_transfer.models")
+    recipe = pytest.importorskip("sj_transfer.recipe")
+    from sj_common.recipe import Data
+
     for kind in ("transfer", "baseline"):
+        # the engine's best.pt of the packaged config (no results.json: the example falls back to --config)
+        cfg = recipe.RECIPE.config("mnist5k", {"method.baseline": kind == "baseline"})
         torch.manual_seed(0)
-        net = models.TransferVGGSNN(10, image_size=17, cfg=[16, "P", 32, "P"], static_head=kind == "transfer")
+        model = recipe.RECIPE.build_model(cfg, Data(None, None, None, num_classes=10))
         (tmp_path / kind).mkdir()
-        state = {"net." + k: v for k, v in net.state_dict().items()}
-        torch.save({"model": state, "epoch": 1, "val_acc1": 0.0}, tmp_path / kind / "best.pt")
+        torch.save({"model": model.state_dict(), "epoch": 1, "val_acc1": 0.0}, tmp_path / kind / "best.pt")
     path = Path(__file__).resolve().parents[2] / "examples" / "transfer_analysis.py"
     spec = importlib.util.spec_from_file_location("transfer_analysis_example", path)
     example = importlib.util.module_from_spec(spec)
