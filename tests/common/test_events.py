@@ -79,6 +79,12 @@ def test_real_nmnist_fixture_through_reader(tmp_path):
     assert len(ev) == 4325 and int(ev["t"].max()) == 311_175
     assert int((ev["p"] == 1).sum()) == 2145 and int((ev["p"] == 0).sum()) == 2180
     assert ev["x"].min() >= 0 and ev["x"].max() < 34 and ev["y"].max() < 34
+    # the public single-file reader (no root folder) gives the same checked events
+    single = NMNIST.read_file(tmp_path / "NMNIST" / "Test" / "7" / "00001.bin")
+    assert np.array_equal(single, ev)
+    (tmp_path / "bad.bin").write_bytes(raw[:7])
+    with pytest.raises(ValueError, match="bad.bin"):
+        NMNIST.read_file(tmp_path / "bad.bin")
     # our encoder reproduces the real file byte for byte: the synthetic .bin files below are the real format
     assert encode_bin(ev["x"], ev["y"], ev["t"], ev["p"]) == raw
 

@@ -46,21 +46,16 @@ def _guess_format(path: Path) -> str:
     )
 
 
-def _reader(name: str):
-    """An instance of the data set class ``name`` of :mod:`sj_common.data.events` that reads single files
-    with the data set's own checked path (``read_events``: its reader, then ``check_events`` on the
-    data set's sensor and duration limits), without listing a root folder."""
+def _dataset_class(name: str):
+    """The data set class of :mod:`sj_common.data.events` whose reader and checks apply to format ``name``."""
     from .data import events as E
 
-    cls = {
+    return {
         "nmnist": E.NMNIST,
         "ncaltech101": E.NCaltech101,
         "cifar10dvs": E.CIFAR10DVS,
         "gesture": E.DVSGesture,
     }[name]
-    reader = cls.__new__(cls)
-    reader.files, reader.transform = [], None
-    return reader
 
 
 def read_event_file(path: str | Path, fmt: str = "auto"):
@@ -91,10 +86,9 @@ def read_event_file(path: str | Path, fmt: str = "auto"):
 
 
 def _read_as(path: Path, name: str):
-    reader = _reader(name)
-    reader.files = [path]
-    ev = reader.read_events(0)  # ValueError naming the file for anything unreadable or out of range
-    sensor = reader.sensor_size or (int(ev["x"].max()) + 1, int(ev["y"].max()) + 1, 2)
+    cls = _dataset_class(name)
+    ev = cls.read_file(path)  # ValueError naming the file for anything unreadable or out of range
+    sensor = cls.sensor_size or (int(ev["x"].max()) + 1, int(ev["y"].max()) + 1, 2)
     return ev, tuple(int(s) for s in sensor), name
 
 

@@ -130,28 +130,38 @@ class _EventFolder(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def _read(self, path: Path) -> np.ndarray:
+    @staticmethod
+    def _read(path: Path) -> np.ndarray:
         raise NotImplementedError
+
+    @classmethod
+    def read_file(cls, path: str | Path) -> np.ndarray:
+        """One recording in this data set's format, checked as :meth:`read_events` checks it (with the class's
+        :attr:`max_duration_us`); needs no root folder (``sj-common show`` reads single files with it)."""
+        return cls._read_checked(Path(path), cls.max_duration_us)
 
     def read_events(self, index: int) -> np.ndarray:
         """The raw events of sample ``index`` (no transform), checked: x / y inside the sensor, p in {0, 1},
         t non-decreasing and within :attr:`max_duration_us` of the first event. Any problem raises
         :class:`ValueError` naming the file (and, for bad events, the field and the first offending index)."""
-        path = self.files[index]
+        return self._read_checked(self.files[index], self.max_duration_us)
+
+    @classmethod
+    def _read_checked(cls, path: Path, max_duration_us: int | None) -> np.ndarray:
         try:
-            ev = self._read(path)
+            ev = cls._read(path)
         except ImportError:
             raise
         except ValueError as e:
             if str(path) in str(e):  # already names the file (the event checks): keep it as it is
                 raise
-            raise ValueError(f"{self.name}: cannot read {path}: {e}") from e
+            raise ValueError(f"{cls.name}: cannot read {path}: {e}") from e
         except Exception as e:
-            raise ValueError(f"{self.name}: cannot read {path}: {e}") from e
+            raise ValueError(f"{cls.name}: cannot read {path}: {e}") from e
         if len(ev) == 0:
-            raise ValueError(f"{self.name}: {path} holds no events")
-        sensor = self.sensor_size or (None, None, 2)
-        return check_events(ev, sensor, source=f"{self.name}: {path}", max_duration_us=self.max_duration_us)
+            raise ValueError(f"{cls.name}: {path} holds no events")
+        sensor = cls.sensor_size or (None, None, 2)
+        return check_events(ev, sensor, source=f"{cls.name}: {path}", max_duration_us=max_duration_us)
 
     def __getitem__(self, index: int):
         ev = self.read_events(index)
@@ -214,7 +224,8 @@ class NMNIST(_EventFolder):
         )
         self.classes = list(self.class_names)
 
-    def _read(self, path: Path) -> np.ndarray:
+    @staticmethod
+    def _read(path: Path) -> np.ndarray:
         return _read_bin(path)
 
 
@@ -255,7 +266,8 @@ class NCaltech101(_EventFolder):
         train, test = _train_test(self.targets, train_fraction, seed)
         self._subset(train if self.split == "train" else test)
 
-    def _read(self, path: Path) -> np.ndarray:
+    @staticmethod
+    def _read(path: Path) -> np.ndarray:
         ev = _read_bin(path)
         if len(ev):
             ev["x"] -= ev["x"].min()
@@ -383,7 +395,8 @@ class CIFAR10DVS(_EventFolder):
         train, test = _train_test(self.targets, train_fraction, seed)
         self._subset(train if self.split == "train" else test)
 
-    def _read(self, path: Path) -> np.ndarray:
+    @staticmethod
+    def _read(path: Path) -> np.ndarray:
         if path.suffix == ".aedat4":
             return _read_cifar10dvs_aedat4(path)
         return read_cifar10dvs_aedat(path)
@@ -473,7 +486,8 @@ class DVSGesture(_EventFolder):
         self.files, self.targets = files, np.asarray(targets, dtype=np.int64)
         self.classes = list(self.class_names)
 
-    def _read(self, path: Path) -> np.ndarray:
+    @classmethod
+    def _read(cls, path: Path) -> np.ndarray:
         arr = _load_npy(path)
         if arr.ndim != 2 or arr.shape[1] != 4:
             raise ValueError(f"expected an [N, 4] array (x, y, p, t_ms), got shape {arr.shape}")
@@ -486,8 +500,8 @@ class DVSGesture(_EventFolder):
             arr[:, 1],
             arr[:, 3].astype(np.float64) * 1000,
             arr[:, 2],
-            self.sensor_size,
-            source=f"{self.name}: {path}",
+            cls.sensor_size,
+            source=f"{cls.name}: {path}",
         )
         t_us = arr[:, 3] * 1000 if arr.dtype.kind == "f" else arr[:, 3].astype(np.int64) * 1000
         return as_events(arr[:, 0], arr[:, 1], t_us.astype(np.int64), arr[:, 2])
