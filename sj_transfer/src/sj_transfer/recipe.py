@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sj_common.config import UsageError, default_of, section_from
+from sj_common.config import ConfigError, UsageError, default_of, section_from
 from sj_common.engine import TrainConfig
 from sj_common.recipe import Data, Flag, Recipe
 
@@ -149,9 +149,12 @@ TransferMethod = section_from(
     ),
     ("sj_transfer.sampler:make_schedule", ["power"]),
     ("sj_transfer.train:TransferModel", ["baseline", "event_bn_stats"]),
-    extra=[("sliding", str, "sliding")],
+    extra=[("sliding", str, "sliding"), ("static_pretrain_epochs", int, 0)],
     doc="The method's hyperparameters: DomainTransferLoss, the sliding schedule ('sliding' | 'no_sliding' | "
-    "'none', power) and TransferModel (baseline: event data only; event_bn_stats).",
+    "'none', power) and TransferModel (baseline: event data only; event_bn_stats). "
+    "static_pretrain_epochs > 0 trains neither: the plain alternative to the method, the baseline's network "
+    "and head pre-trained on the static set for that many of train.epochs, then fine-tuned on the event "
+    "subset for the rest (see TransferRecipe.train).",
 )
 
 
@@ -205,6 +208,76 @@ class TransferRecipe(Recipe):
     def default_out(self, config_name: str, raw: dict) -> str:
         kind = "baseline" if (raw.get("method") or {}).get("baseline") else "transfer"
         return f"runs/{raw.get('name') or config_name}-{kind}"
+
+    def check(self, cfg: TransferConfig) -> None:
+        super().check(cfg)
+        k = cfg.method.static_pretrain_epochs
+        if k and (cfg.method.baseline or not 0 < k < cfg.train.epochs):
+            raise ConfigError(
+                f"method.static_pretrain_epochs: expected 0 (off), or 1 to train.epochs - 1 = "
+                f"{cfg.train.epochs - 1} without --baseline, got {k}"
+                + (" with method.baseline: true" if cfg.method.baseline else "")
+            )
+
+    def train(
+        self,
+        cfg: TransferConfig,
+        *,
+        data_root: str | None = None,
+        reference: str | Path | None = None,
+        reference_source: str | None = None,
+    ) -> dict:
+        """Train the method, the baseline, or (``method.static_pretrain_epochs: k``) pre-train then fine-tune.
+
+        Pre-train then fine-tune is what a user without the method would try first: the baseline's network
+        and its one head trained for ``k`` epochs on the static images (the static branch's inputs of the
+        method, through the same sampler, crop and step budget per epoch; a run of its own in
+        ``<out>/static_pretrain`` with its own optimizer, warm-up and cosine schedule), then the same weights
+        trained as the baseline on the event subset for ``train.epochs - k`` epochs (fresh optimizer and
+        schedule; best epoch chosen on the event val split). The two phases split the run's step budget.
+        """
+        import dataclasses
+
+        k = cfg.method.static_pretrain_epochs
+        if not k:
+            return super().train(
+                cfg, data_root=data_root, reference=reference, reference_source=reference_source
+            )
+        from sj_common.recipe import fit_model
+
+        from .train import static_pretrain_step
+
+        base = dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, baseline=True))
+        paired = self.build_data(cfg, data_root=data_root)
+        paired = dataclasses.replace(paired, test=None)  # the static phase is never tested
+        out = Path(cfg.train.out)
+        pre_cfg = dataclasses.replace(cfg.train, epochs=k, out=str(out / "static_pretrain"))
+        model, pre = fit_model(
+            lambda: self.build_model(base, paired),
+            paired,
+            pre_cfg,
+            step=static_pretrain_step(self.build_step(base, paired)),
+            extra_results={**super().extra_results(cfg, paired), "phase": "static_pretrain"},
+            prepare=self._prepare(reference, reference_source),
+        )
+        events = self.build_data(base, data_root=data_root)
+        summary = {
+            "epochs": k,
+            "event_val_acc1_last": (pre.get("history") or [{}])[-1].get("val_acc1"),
+            "wall_time_s": pre.get("wall_time_s"),
+        }
+        _, res = fit_model(
+            lambda: model,
+            events,
+            dataclasses.replace(cfg.train, epochs=cfg.train.epochs - k),
+            step=self.build_step(base, events),
+            extra_results={
+                **self.extra_results(base, events),
+                "method": "finetune",
+                "static_pretrain": summary,
+            },
+        )
+        return res
 
     def build_data(self, cfg: TransferConfig, *, data_root: str | None = None) -> Data:
         """Train items: ``(static, event, y)``, or ``(event, y)`` for the baseline; val/test: ``(event, y)``.

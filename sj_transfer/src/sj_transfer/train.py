@@ -31,7 +31,14 @@ from .loss import DomainTransferLoss, TransferLossOutput
 from .sampler import SlidingReplacement
 from .tet import tet_loss
 
-__all__ = ["TransferModel", "TransferForward", "transfer_step", "RandomCropFrames", "FlipRotateFrames"]
+__all__ = [
+    "TransferModel",
+    "TransferForward",
+    "transfer_step",
+    "static_pretrain_step",
+    "RandomCropFrames",
+    "FlipRotateFrames",
+]
 
 
 @dataclass
@@ -237,3 +244,20 @@ def transfer_step(
         return StepOutput(loss=out.loss, logits=out.event_logits.mean(0), target=y, logs=logs)
 
     return step
+
+
+def static_pretrain_step(step):
+    """The event-only ``step`` (a :func:`transfer_step` without sliding) trained on the static images.
+
+    Training batches ``(static, event, y)`` become ``(static, y)``: the static frames take the event
+    input's place (same preprocessing and augmentation), the event frames are ignored; ``(event, y)``
+    batches (evaluation on the event val split) pass unchanged. Used by the pre-train-then-fine-tune
+    alternative (``method.static_pretrain_epochs``), not by the method.
+    """
+
+    def pretrain(model, batch, ctx):
+        if ctx.train and isinstance(batch, (tuple, list)) and len(batch) == 3:
+            batch = (batch[0], batch[2])
+        return step(model, batch, ctx)
+
+    return pretrain
