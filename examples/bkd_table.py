@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from sj_common.study import Criterion, PairedStudy, paired_stats, run_study, summarize
 
 ARMS = ("none", "kd", "bkd", "mixed")
 FEATURE_LOSS, LOGIT_LOSS = {"bkd": "bkd", "mixed": "bkd"}, {"kd": "kd", "mixed": "wsld"}
@@ -123,7 +123,7 @@ def _summarise_run(res: dict, arm: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
-# One thread setting (a worker process)
+# The shared teacher and the study as the runner sees it
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -156,45 +156,46 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def worker(args) -> None:
-    import dataclasses
+def make_study(cfg, seeds, threads, arms) -> PairedStudy:
+    """The study as the shared runner (:mod:`sj_common.study`) sees it: arms set ``distill.mode``, the seed
+    sets ``train.seed`` (the subset is ``data.subset_seed``, fixed), the factor is the torch thread count."""
+    return PairedStudy(
+        name="bkd_study",
+        recipe="sj_bkd.recipe:RECIPE",
+        config=cfg,
+        arms={a: {"distill.mode": a} for a in arms},
+        control="none",
+        seeds=list(seeds),
+        criterion=Criterion("mixed" if "mixed" in arms else arms[-1], MIN_GAIN, MIN_SE_RATIO),
+        factor="threads",
+        levels=list(threads),
+        result_key="student",
+    )
 
-    import torch
-    from sj_bkd.recipe import build_data, train_student
 
-    n = args.threads[0]
-    torch.set_num_threads(n)
-    out = Path(args.out)
-    weights, teacher = (None, None) if args.calibrate else _teacher(_config(args, out))
-    tdir = out / f"threads{n}"
-    for seed in args.seeds:
-        for arm in args.arms:
-            cdir = tdir / f"{arm}_s{seed}"
-            cache = cdir / "cell.json"
-            if cache.is_file():
-                continue
-            c = _config(args, cdir, **{"distill.mode": arm, "train.seed": seed})
-            data = build_data(c)  # the subset: data.subset_seed (fixed), not this seed
-            if args.calibrate:  # the setting is chosen on train and val only: no test pass
-                data = dataclasses.replace(data, test=None)
-            t0 = time.time()
-            res = train_student(c, data, None if arm == "none" else weights)
-            row = {
-                "threads": n,
-                "torch_threads": _threads(),
-                "arm": arm,
-                "seed": seed,
-                "train_images": len(data.train),
-                **_summarise_run(res, arm),
-                "process_wall_s": round(time.time() - t0, 1),
-            }
-            cache.write_text(json.dumps(row, indent=1))
-            shown = {k: row[k] for k in ("best_val_acc1", "train_acc1_best_epoch", "train_acc1_last_epoch")}
-            if not args.calibrate:
-                shown["test_acc1"] = row["test_acc1"]
-            print(f"threads={n} arm={arm} seed={seed} {shown} {row['process_wall_s']} s", flush=True)
-    if teacher is not None:
-        print(f"teacher: {teacher}", flush=True)
+def flat_run(rec: dict) -> dict:
+    """One run as the table reads it: a runner record (the engine's results of the student) summarised by
+    :func:`_summarise_run`, or a run of the study's published ``table.json`` (already summarised)."""
+    if "results" not in rec:
+        return rec
+    res = rec["results"]
+    return {
+        "threads": rec["level"],
+        "torch_threads": rec["threads"],
+        "arm": rec["arm"],
+        "seed": rec["seed"],
+        "train_images": res.get("train_images"),
+        **_summarise_run(res, rec["arm"]),
+        "process_wall_s": rec["process_wall_s"],
+    }
+
+
+def as_records(runs: list[dict]) -> list[dict]:
+    """Published ``table.json`` runs -> runner records (``level`` = threads), for :func:`summarize`."""
+    return [
+        r if "results" in r else {"arm": r["arm"], "level": r["threads"], "seed": r["seed"], "results": r}
+        for r in runs
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -202,22 +203,17 @@ def worker(args) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _mean_sd(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
-
-
 def paired(gains: list[float]) -> dict:
-    """Mean paired gain, its sample sd and standard error (sd / sqrt(n)), and whether the criterion holds:
-    mean > ``MIN_GAIN`` points and mean > ``MIN_SE_RATIO`` standard errors."""
-    mean, sd = _mean_sd(gains)
-    se = sd / math.sqrt(len(gains))
+    """:func:`sj_common.study.paired_stats` (mean, sample sd, SE = sd / sqrt(n)) and whether the criterion
+    holds: mean > ``MIN_GAIN`` points and mean > ``MIN_SE_RATIO`` standard errors."""
+    st = paired_stats(gains)
     return {
-        "n": len(gains),
-        "mean": mean,
-        "sd": sd,
-        "se": se,
-        "mean_over_se": mean / se if se > 0 else None,
-        "met": mean > MIN_GAIN and mean > MIN_SE_RATIO * se,
+        "n": st["n"],
+        "mean": st["mean"],
+        "sd": st["sd"] or 0.0,
+        "se": st["se"] or 0.0,
+        "mean_over_se": st["mean"] / st["se"] if st["se"] else None,
+        "met": Criterion("", MIN_GAIN, MIN_SE_RATIO).met(st, st["n"]),
     }
 
 
@@ -236,43 +232,45 @@ def _loss_summary(runs: list[dict]) -> dict:
     return out
 
 
-def summarise(out: Path, threads: list[int], seeds: list[int], arms: list[str]) -> dict:
+def summarise(study: PairedStudy, runs: list[dict]) -> dict:
+    """Per thread setting: the per-seed table, each arm's mean ± sd (from :func:`sj_common.study.summarize`),
+    val and train means, loss summaries, and the paired gains over ``none`` with the criterion."""
+    common = summarize(study, as_records(runs))
+    flat = {(r["threads"], r["arm"], r["seed"]): r for r in map(flat_run, runs)}
+    arms, seeds = list(study.arms), list(study.seeds)
     settings = {}
-    for n in threads:
-        runs = {
-            arm: [json.loads((out / f"threads{n}" / f"{arm}_s{s}" / "cell.json").read_text()) for s in seeds]
-            for arm in arms
-        }
-        acc = {arm: [r["test_acc1"] for r in rs] for arm, rs in runs.items()}
+    for n in study.levels:
+        rows = {r["arm"]: r for r in common["rows"] if r["level"] == n}
+        per = {arm: [flat[(n, arm, s)] for s in seeds] for arm in arms}
         s = {
-            "per_seed": [{"seed": sd, **{arm: acc[arm][i] for arm in arms}} for i, sd in enumerate(seeds)],
+            "per_seed": [
+                {"seed": sd, **{arm: rows[arm]["test"][i] for arm in arms}} for i, sd in enumerate(seeds)
+            ],
             "arms": {
-                arm: dict(
-                    zip(("mean", "sd"), _mean_sd(acc[arm])),
-                    val_mean=statistics.fmean(r["best_val_acc1"] for r in runs[arm]),
-                    train_acc1_best_epoch_mean=statistics.fmean(
-                        r["train_acc1_best_epoch"] for r in runs[arm]
+                arm: {
+                    "mean": rows[arm]["test_mean"],
+                    "sd": rows[arm]["test_sd"] or 0.0,
+                    "val_mean": rows[arm]["val_mean"],
+                    "train_acc1_best_epoch_mean": statistics.fmean(
+                        r["train_acc1_best_epoch"] for r in per[arm]
                     ),
-                    best_epoch_mean=statistics.fmean(r["best_epoch"] for r in runs[arm]),
-                    wall_time_s=sum(r["wall_time_s"] for r in runs[arm]),
-                    losses=_loss_summary(runs[arm]),
-                )
+                    "best_epoch_mean": statistics.fmean(r["best_epoch"] for r in per[arm]),
+                    "wall_time_s": sum(r["wall_time_s"] for r in per[arm]),
+                    "losses": _loss_summary(per[arm]),
+                }
                 for arm in arms
             },
         }
         if "none" in arms:
             s["gains"] = {
-                arm: {
-                    "per_seed": [a - b for a, b in zip(acc[arm], acc["none"])],
-                    **paired([a - b for a, b in zip(acc[arm], acc["none"])]),
-                }
+                arm: {"per_seed": rows[arm]["gain"]["gains"], **paired(rows[arm]["gain"]["gains"])}
                 for arm in arms
                 if arm != "none"
             }
         settings[str(n)] = s
     verdict = None
     if "none" in arms and "mixed" in arms:
-        verdict = all(settings[str(n)]["gains"]["mixed"]["met"] for n in threads)
+        verdict = all(settings[str(n)]["gains"]["mixed"]["met"] for n in study.levels)
     return {"settings": settings, "criterion_met": verdict}
 
 
@@ -405,12 +403,15 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key")
     ap.add_argument("--max-steps-per-epoch", type=int, default=None, help="smoke runs")
     ap.add_argument("--calibrate", action="store_true", help="student-alone arm, train/val only, no test")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once (each one process)")
     return ap
 
 
 def main(argv=None) -> dict | None:
     args = build_parser().parse_args(argv)
+    from sj_common.threads import apply_thread_policy
+
+    apply_thread_policy(1)  # the teacher trains here, with one thread (as the published study's)
     cfg = _config(args, args.out)
     study_cfg = cfg.study or {}
     args.seeds = args.seeds or study_cfg.get("seeds", list(range(8)))
@@ -421,44 +422,26 @@ def main(argv=None) -> dict | None:
             raise ValueError(f"--threads: expected counts >= 1, got {n}")
     if args.calibrate:
         args.arms = ["none"]
-    if args.worker:
-        worker(args)
-        return None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     commit = _git_head()
-    for n in args.threads:  # one process per thread setting, one at a time
-        env = {**os.environ, "OMP_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n)}
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--threads", str(n)]
-        cmd += ["--config", args.config, "--out", str(out), "--seeds", *map(str, args.seeds)]
-        cmd += ["--arms", *args.arms] + [f"--set={a}" for a in args.set]
-        if args.max_steps_per_epoch:
-            cmd += ["--max-steps-per-epoch", str(args.max_steps_per_epoch)]
-        if args.calibrate:
-            cmd.append("--calibrate")
-        subprocess.run(cmd, env=env, check=True)
+    study = make_study(args.config, args.seeds, args.threads, args.arms)
+    extra = {**_overrides(args), "teacher.stage": "load"}
+    if args.calibrate:  # the setting is chosen on train and val only: no test pass
+        extra["data.test_subset"] = 0
+    else:
+        extra["teacher.weights"], _ = _teacher(cfg)
+    runs = [flat_run(r) for r in run_study(study, out, jobs=args.jobs, extra=extra)]
     if args.calibrate:
-        rows = [
-            json.loads((out / f"threads{n}" / f"none_s{s}" / "cell.json").read_text())
-            for n in args.threads
-            for s in args.seeds
-        ]
         keys = ("threads", "seed", "train_images", "best_val_acc1", "best_epoch", "train_acc1_best_epoch")
-        cal = [{k: r[k] for k in (*keys, "train_acc1_last_epoch", "wall_time_s")} for r in rows]
+        cal = [{k: r[k] for k in (*keys, "train_acc1_last_epoch", "wall_time_s")} for r in runs]
         (out / "calibration.json").write_text(json.dumps({"set": args.set, "runs": cal}, indent=1))
         print(json.dumps(cal, indent=1))
         return {"calibration": cal}
     teacher = json.loads((out / "teacher" / "teacher.json").read_text())
-    runs_wall = sum(
-        json.loads((out / f"threads{n}" / f"{a}_s{s}" / "cell.json").read_text())["process_wall_s"]
-        for n in args.threads
-        for a in args.arms
-        for s in args.seeds
-    )
     d, tr, dist = cfg.data, cfg.train, cfg.distill
-    study = {
+    result = {
         "config": args.config,
         "set": args.set,
         "commit": commit,
@@ -472,23 +455,31 @@ def main(argv=None) -> dict | None:
             f"distill alpha={dist.alpha} lam={dist.lam} tau={dist.tau} beta={dist.beta} kd_tau={dist.kd_tau}"
         ),
         "teacher": teacher,
-        "wall_time_s": teacher.get("wall_time_s", 0.0) + runs_wall,
+        "wall_time_s": teacher.get("wall_time_s", 0.0) + sum(r["process_wall_s"] for r in runs),
         "this_invocation_s": round(time.time() - start, 1),
-        "summary": summarise(out, args.threads, args.seeds, args.arms),
-        "runs": [
-            json.loads((out / f"threads{n}" / f"{a}_s{s}" / "cell.json").read_text())
-            for n in args.threads
-            for s in args.seeds
-            for a in args.arms
-        ],
+        "summary": summarise(study, runs),
+        "runs": runs,
     }
     docs = Path(args.docs) if args.docs else out
+    write_outputs(result, docs)
+    print(table_md(result))
+    return result
+
+
+def write_outputs(result: dict, docs: Path) -> None:
+    """``table.json``, ``table.md`` and ``plot.png`` of a study result into ``docs``."""
     docs.mkdir(parents=True, exist_ok=True)
-    (docs / "table.json").write_text(json.dumps(study, indent=1))
-    (docs / "table.md").write_text(table_md(study))
-    plot(study, docs / "plot.png")
-    print(table_md(study))
-    return study
+    (docs / "table.json").write_text(json.dumps(result, indent=1))
+    (docs / "table.md").write_text(table_md(result))
+    plot(result, docs / "plot.png")
+
+
+def retabulate(table_json: Path) -> dict:
+    """The published study's summary recomputed through the shared runner's statistics from its kept runs
+    (``table.json``'s ``runs``), nothing re-run: ``table_md(retabulate(path))`` is the published table."""
+    result = json.loads(Path(table_json).read_text())
+    study = make_study(result["config"], result["seeds"], result["threads"], result["arms"])
+    return {**result, "summary": summarise(study, result["runs"])}
 
 
 if __name__ == "__main__":

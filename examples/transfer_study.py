@@ -1,6 +1,10 @@
-"""The confirmatory pre-registered transfer study (issue 19; docs/transfer_confirm/PREREGISTRATION.md).
+"""The pre-registered transfer studies, through the one paired-study runner (:mod:`sj_common.study`).
 
-Five arms on the issue-11 setting (packaged config ``mnist5k_study``: noisy twin, VGG (32, P, 64, P),
+``--study confirm`` (default): the confirmatory study of issue 19 (docs/transfer_confirm/PREREGISTRATION.md).
+``--study issue11``: the first study (docs/transfer_study/PREREGISTRATION.md); ``--published`` tabulates its
+published runs (docs/transfer_study/results.json) through the runner, nothing re-run.
+
+The confirmatory study: five arms on the issue-11 setting (packaged config ``mnist5k_study``: noisy twin, VGG (32, P, 64, P),
 120 steps), fresh seeds 5-9, event train ratios 0.02 and 0.1, through the one paired-study runner
 (:mod:`sj_common.study`): every run one process with one thread, ``--jobs`` at once, each finished run kept
 as ``<out>/runs/<name>.json`` and skipped when the command runs again.
@@ -8,6 +12,7 @@ as ``<out>/runs/<name>.json`` and skipped when the command runs again.
     python examples/transfer_study.py                     # the whole study (50 runs), 2 at a time
     python examples/transfer_study.py --report-only       # tabulate what has finished
     python examples/transfer_study.py --smoke --out runs/smoke --docs runs/smoke   # 1 step per run
+    python examples/transfer_study.py --study issue11 --published --docs runs/issue11  # re-tabulate issue 11
 
 Writes ``results.json`` (summary and every run's record), ``results.md`` and ``study.png`` into ``--docs``.
 Nothing in STUDY may change after the pre-registration's commit.
@@ -46,6 +51,57 @@ STUDY = PairedStudy(
     factor="data.train_ratio",
     levels=[0.02, 0.1],
 )
+
+#: The first study (issue 11): the ``mnist5k`` config with the calibrated setting, seeds 0-4, ratio 0.02; its
+#: criterion: the ``full`` arm's mean paired gain over the baseline > 2 SE (no minimum gain).
+ISSUE11 = PairedStudy(
+    name="transfer_issue11",
+    recipe="sj_transfer.recipe:RECIPE",
+    config="mnist5k",
+    setting={
+        "data.preset": "noisy",
+        "data.balanced_sampling": True,
+        "data.samples_per_epoch": 384,
+        "train.epochs": 10,
+        "model.cfg": [32, "P", 64, "P"],
+    },
+    arms={
+        "baseline": {"method.baseline": True},
+        "full": {"method.regularization": "learnable", "method.event_bn_stats": False},
+        "alpha0": {"method.regularization": "learnable", "method.event_bn_stats": False, "method.alpha": 0.0},
+        "shared_head": {
+            "method.regularization": "learnable",
+            "method.event_bn_stats": False,
+            "model.shared_head": True,
+        },
+    },
+    control="baseline",
+    seeds=[0, 1, 2, 3, 4],
+    criterion=Criterion("full", min_gain=0.0, min_se=2.0),
+    secondary=[("alpha0", "baseline"), ("shared_head", "baseline")],
+    seed_keys=("train.seed", "data.subset_seed"),
+    factor="data.train_ratio",
+    levels=[0.02],
+)
+STUDIES = {"confirm": STUDY, "issue11": ISSUE11}
+PUBLISHED = {"issue11": "docs/transfer_study/results.json"}
+
+
+def published_records(path: str | Path) -> list[dict]:
+    """The runs of a published ``results.json`` of ``examples/transfer_table.py --study`` (issue 11) as runner
+    records (kept per-run values: test/val accuracy, last-epoch history, wall time)."""
+    return [
+        {
+            "arm": r["arm"],
+            "level": r["ratio"],
+            "seed": r["seed"],
+            "threads": 1,
+            "process_wall_s": r["wall_s"],
+            "results": {"test_acc1": r["test_acc1"], "best_val_acc1": r["val_acc1"], "history": r["history"]},
+        }
+        for r in json.loads(Path(path).read_text())["runs"]
+    ]
+
 
 #: A smoke run tests the command, not the data: 2 epochs of 1 step (finetune needs 2 epochs), the clean
 #: twin (its frame cache is shared with other runs).
@@ -151,29 +207,50 @@ def per_step(runs: list[dict], study: PairedStudy) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/transfer_confirm", help="run folders and the kept records")
-    ap.add_argument("--docs", default="docs/transfer_confirm", help="where results.json/.md and study.png go")
+    ap.add_argument("--study", default="confirm", choices=list(STUDIES))
+    ap.add_argument(
+        "--out", default=None, help="run folders and the kept records (default runs/<study name>)"
+    )
+    ap.add_argument(
+        "--docs", default=None, help="where results.json/.md and study.png go (default: the study's)"
+    )
     ap.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each)")
     ap.add_argument("--report-only", action="store_true", help="tabulate the kept runs, train nothing")
+    ap.add_argument("--published", action="store_true", help="tabulate the study's published runs (issue11)")
+    ap.add_argument("--arms", nargs="+", default=None, help="a subset of the arms (smoke tests)")
     ap.add_argument(
         "--smoke", action="store_true", help="1 step per epoch on the clean twin (tests the command)"
     )
     args = ap.parse_args(argv)
     t0 = time.time()
     extra = SMOKE if args.smoke else {}
-    # a smoke run: every arm, one seed and one ratio
-    study = STUDY
-    if args.smoke:  # finetune's 5 static epochs become 1 of the smoke run's 2
-        arms = {**STUDY.arms, "finetune": {"method.static_pretrain_epochs": 1}}
-        study = dataclasses.replace(STUDY, seeds=STUDY.seeds[:1], levels=STUDY.levels[:1], arms=arms)
-    runs = (
-        load_runs(study, args.out)
-        if args.report_only
-        else run_study(study, args.out, jobs=args.jobs, extra=extra)
-    )
+    study = STUDIES[args.study]
+    out = args.out or f"runs/{study.name}"
+    if args.smoke:  # one seed and one ratio; finetune's 5 static epochs become 1 of the smoke run's 2
+        arms = {a: ov for a, ov in study.arms.items() if a != "finetune"}
+        if "finetune" in study.arms:
+            arms["finetune"] = {"method.static_pretrain_epochs": 1}
+        study = dataclasses.replace(study, seeds=study.seeds[:1], levels=study.levels[:1], arms=arms)
+    if args.arms:
+        keep = {study.control, study.criterion.arm, *args.arms}
+        study = dataclasses.replace(
+            study,
+            arms={a: ov for a, ov in study.arms.items() if a in keep},
+            secondary=[c for c in study.secondary if set(c) <= keep],
+        )
+    if args.published:
+        if args.study not in PUBLISHED:
+            raise SystemExit(f"--published: only {sorted(PUBLISHED)} have published runs, got {args.study!r}")
+        runs = published_records(PUBLISHED[args.study])
+    elif args.report_only:
+        runs = load_runs(study, out)
+    else:
+        runs = run_study(study, out, jobs=args.jobs, extra=extra)
     summary = summarize(study, runs)
     if args.smoke:
         summary["verdict"] = "smoke run (1 step per epoch): no conclusion"
+    default_docs = {"confirm": "docs/transfer_confirm", "issue11": "runs/issue11_tables"}[args.study]
+    args.docs = args.docs or default_docs
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     records = [

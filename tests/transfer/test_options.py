@@ -175,3 +175,36 @@ def test_config_keys_defaults_and_paper_values():
         RECIPE.config("mnist5k", {"data.preset": "clean"})
     with pytest.raises((UsageError, ValueError), match="shared_heads"):
         RECIPE.config("mnist5k", {"model.shared_heads": True})
+
+
+def test_static_pretrain_epochs_is_checked_and_maps_static_batches():
+    """The pre-train-then-fine-tune alternative: refused with --baseline or outside 1..epochs-1; its step
+    trains the static frames in the event input's place and leaves evaluation batches alone."""
+    import pytest
+    import torch
+    from sj_common.config import ConfigError
+    from sj_transfer.recipe import RECIPE
+    from sj_transfer.train import static_pretrain_step
+
+    for bad in ({"method.static_pretrain_epochs": 10}, {"method.static_pretrain_epochs": -1}):
+        with pytest.raises(ConfigError, match="method.static_pretrain_epochs: expected 0 .off., or 1 to"):
+            RECIPE.config("mnist5k_study", bad, out="x")
+    with pytest.raises(ConfigError, match="with method.baseline: true"):
+        RECIPE.config("mnist5k_study", {"method.static_pretrain_epochs": 2, "method.baseline": True}, out="x")
+    assert (
+        RECIPE.config(
+            "mnist5k_study", {"method.static_pretrain_epochs": 9}, out="x"
+        ).method.static_pretrain_epochs
+        == 9
+    )
+    seen = []
+    step = static_pretrain_step(lambda model, batch, ctx: seen.append(batch))
+    s, e, y = torch.zeros(1), torch.ones(1), torch.tensor([3])
+
+    class Ctx:
+        train = True
+
+    step(None, (s, e, y), Ctx)
+    Ctx.train = False
+    step(None, (e, y), Ctx)
+    assert seen[0][0] is s and seen[0][1] is y and seen[1][0] is e

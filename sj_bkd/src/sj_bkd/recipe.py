@@ -467,7 +467,11 @@ class BkdRecipe(Recipe):
         return distill_step
 
     def extra_results(self, cfg: BkdConfig, data: Data) -> dict[str, Any]:
-        return {**super().extra_results(cfg, data), "sequence_input": data.sequence_input}
+        return {
+            **super().extra_results(cfg, data),
+            "sequence_input": data.sequence_input,
+            "train_images": len(data.train),
+        }
 
     def train(self, cfg: BkdConfig, *, data_root=None, reference=None, reference_source=None) -> dict:
         """The teacher stage (``teacher.stage: train``), then the student. Returns ``{"teacher"?, "student"}``."""

@@ -82,6 +82,8 @@ class PairedStudy:
         factor: a config key varied over ``levels`` (``"threads"``: the process's torch threads), or None.
         levels: the factor's values (``[None]`` without a factor).
         metric / val_metric: the results keys compared (test) and reported (val).
+        result_key: where the run's results sit in what ``recipe.train`` returns (``"student"`` for
+            sj-bkd, whose train returns ``{"teacher"?, "student"}``); None: the whole dict.
     """
 
     name: str
@@ -98,6 +100,7 @@ class PairedStudy:
     levels: Sequence[Any] = (None,)
     metric: str = "test_acc1"
     val_metric: str = "best_val_acc1"
+    result_key: str | None = None
 
     def __post_init__(self) -> None:
         for name in (self.control, self.criterion.arm, *(a for pair in self.secondary for a in pair)):
@@ -148,6 +151,8 @@ def _run_one(study: PairedStudy, level: Any, seed: int, arm: str, out: str, extr
         study.config, {**study.overrides(level, seed, arm), **extra}, out=str(Path(out) / name)
     )
     res = recipe.train(cfg)
+    if study.result_key is not None:
+        res = res[study.result_key]
     rec = {
         "arm": arm,
         "level": level,
