@@ -150,6 +150,7 @@ def test_bkd_distill_step_has_no_host_sync(tmp_path, monkeypatch):
     _bkd(tmp_path, monkeypatch, "cpu", "off")
 
 
+@pytest.mark.compat
 @pytest.mark.cuda
 @NO_CUDA
 @pytest.mark.parametrize("amp", AMP)
@@ -193,6 +194,7 @@ def test_transfer_step_has_no_host_sync(tmp_path, monkeypatch):
     _transfer(tmp_path, monkeypatch, "cpu", "off")
 
 
+@pytest.mark.compat
 @pytest.mark.cuda
 @NO_CUDA
 @pytest.mark.parametrize("amp", AMP)
@@ -227,6 +229,7 @@ def _transfer(tmp_path, monkeypatch, device: str, amp: str) -> None:
     _fit_counting(tmp_path, monkeypatch, model, TensorDataset(static, event, y), step, host, device, amp)
 
 
+@pytest.mark.compat
 @pytest.mark.cuda
 @NO_CUDA
 @pytest.mark.parametrize("amp", AMP)
