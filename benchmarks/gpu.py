@@ -340,7 +340,7 @@ def pytest_section(a, deadline: float, marker: str, extra_path: str | None) -> d
     env = dict(os.environ)
     if extra_path:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (extra_path, env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", "-m", marker]
+    cmd = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-rA", "-m", marker]
     cmd += [f"--junitxml={junit}", *files]
     t = time.monotonic()
     proc = subprocess.Popen(
@@ -367,6 +367,7 @@ def pytest_section(a, deadline: float, marker: str, extra_path: str | None) -> d
         out["status"] = (
             f"failed: timed out after {timeout:.0f} s ({len(results)} results read from its output)"
         )
+        out["output_tail"] = output[-4000:]  # -v: the test that hung is the last one named
     elif failed or proc.returncode not in (0, 5):
         out["status"] = f"failed: {failed} of {len(results)} (pytest exit {proc.returncode})"
         out["output_tail"] = output[-4000:]
@@ -399,9 +400,14 @@ def parse_junit(path: Path) -> dict:
 
 
 def parse_summary(output: str) -> dict:
-    """Outcomes from ``-rA``'s short summary lines (when pytest was killed before writing its XML)."""
+    """Outcomes from ``-v``'s progress lines and ``-rA``'s short summary (when pytest was killed before
+    writing its XML)."""
     results = {}
     for line in output.splitlines():
+        m = re.match(r"(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b", line)  # -v progress
+        if m:
+            kind = {"XFAIL": "xfailed", "XPASS": "failed"}.get(m.group(2), m.group(2).lower())
+            results[m.group(1)] = kind
         m = re.match(r"(PASSED|FAILED|ERROR|XFAIL|XPASS)\s+(\S+)(?:\s+-\s+(.*))?", line)
         if m:
             kind = {"XFAIL": "xfailed", "XPASS": "failed"}.get(m.group(1), m.group(1).lower())
@@ -422,7 +428,14 @@ def transfer_section(a, device, deadline: float) -> dict:
     def run_one(amp):
         def fn(batch):
             steps, net = bench.build_steps(
-                batch, s["T"], s["size"], cfg, classes=s["classes"], total=1000, device=device, amp=amp
+                batch,
+                s["T"],
+                s["size"],
+                cfg,
+                classes=s["classes"],
+                total=a.warmup + a.reps,
+                device=device,
+                amp=amp,
             )
             r = time_variants(steps, device, a, deadline, probe={"method": net})
             r["ratio"] = round(r["median_ms"]["method"] / r["median_ms"]["plain"], 3)

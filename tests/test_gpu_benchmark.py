@@ -151,10 +151,12 @@ def test_pytest_outcomes_are_read_from_junit_and_from_the_summary(gpu, tmp_path)
         "tests.a::t4": "failed: RuntimeError: sync",
     }
     summary = (
+        "tests/a.py::t0 PASSED   [ 10%]\ntests/a.py::t5 \n"  # -v progress: t5 never finished
         "PASSED tests/a.py::t1\nFAILED tests/a.py::t4 - RuntimeError: sync\n"
         "SKIPPED [3] tests/a.py:12: needs a CUDA device\nXFAIL tests/a.py::t3 - GradScaler\n"
     )
     assert gpu.parse_summary(summary) == {
+        "tests/a.py::t0": "passed",
         "tests/a.py::t1": "passed",
         "tests/a.py::t4": "failed: RuntimeError: sync",
         "tests/a.py:12": "skipped: needs a CUDA device",
