@@ -124,6 +124,10 @@ def environment(device) -> dict:
         "spikingjelly": compat.SPIKINGJELLY_VERSION,
         "spikingjelly_line": "0.0.0.0.14 (backend argument)" if compat.LEGACY else "2.x (picks its kernels)",
         "cpu_threads": torch.get_num_threads(),
+        # torch's defaults, left as they are (as a user of the engine gets them)
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
     }
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
@@ -191,6 +195,8 @@ def neuron_backend(model, run, device) -> dict:
     fused = sum(ops.values())
     if not nodes:
         summary = "no SpikingJelly neurons"
+    elif calls[0] == 0:
+        summary = "no neuron call (torch ops of the plugin only)"
     elif fused == 0:
         summary = "torch (SpikingJelly's reference formulas)"
     else:
@@ -529,7 +535,8 @@ def calib_section(a, device, deadline: float) -> dict:
 
                 fns = {"plain": lambda i: run(plain), "calibrated": lambda i: run(cos)}
                 try:
-                    probe = {"plain": plain, "calibrated": cos} if T == s["T"][0] else None
+                    # the largest T: at T <= rho the calibrated layers never call their neuron
+                    probe = {"plain": plain, "calibrated": cos} if T == max(s["T"]) else None
                     row.update(time_variants(fns, device, a, deadline, probe=probe))
                 except Skip as sk:
                     row["status"] = f"skipped: {sk}"
@@ -775,6 +782,10 @@ def main(argv=None) -> dict:
         t = time.monotonic()
         if name not in a.sections:
             sec = {"status": "skipped: not in --sections"}
+        elif name in ("transfer", "bkd", "calib") and device.type != "cuda" and not a.smoke:
+            sec = {
+                "status": "skipped: no CUDA device (the papers' sizes do not fit the budget on a CPU; --smoke)"
+            }
         else:
             try:
                 sec = runners[name](deadline)
