@@ -10,6 +10,8 @@ Prints:
     python benchmarks/bkd.py --student sew_resnet18 --student-kwargs "" --teacher resnet18 --teacher-kwargs "" \
         --size 224 --in-channels 3 --batch 8 --T 4 --reps 5
 
+``build_steps`` is also timed on a GPU by ``benchmarks/gpu.py`` (AMP, peak memory).
+
 Measured on an idle 2-core CPU: 0.999 and 1.001 at the ImageNet scale; 1.06 at 64x64 (layer4 2x2, batch 16);
 1.10-1.13 for the tiny embedded default, where the head (19 k parameters) is 3x the student and the fixed
 cost of its extra ops and optimizer update is not amortised.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +30,81 @@ from sj_bkd.head import BlurredDistillationHead
 from sj_bkd.logits import wsld_loss
 from sj_bkd.models import STUDENTS, TEACHERS, create_model
 from sj_bkd.taps import FeatureTap
+from sj_common.compat import set_fastest_backend
+from sj_common.engine.util import autocast
 from spikingjelly.activation_based import functional
+
+
+def build_steps(
+    student: str,
+    teacher: str,
+    *,
+    student_kwargs: dict | None = None,
+    teacher_kwargs: dict | None = None,
+    batch: int = 32,
+    T: int = 4,
+    size: int = 28,
+    in_channels: int = 1,
+    classes: int = 10,
+    device: str | torch.device = "cpu",
+    amp: str = "off",
+) -> tuple[dict[str, Callable[[], None]], torch.nn.Module, torch.nn.Module]:
+    """``({"plain": f, "distilled": f, "teacher": f}, student, head)`` on synthetic data on ``device``.
+
+    plain: student + CE, one optimizer step; distilled: student + BlurredDistillationHead + WSLD with the
+    teacher's outputs precomputed, one step; teacher: the teacher's forward alone. ``amp``: ``"off"`` or
+    an autocast dtype (``"float16"`` with a GradScaler, as the engine does; CUDA only).
+    """
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    student_net = set_fastest_backend(
+        create_model(student, num_classes=classes, **(student_kwargs or {})).to(dev), dev
+    )
+    teacher_net = create_model(teacher, num_classes=classes, **(teacher_kwargs or {})).to(dev)
+    s_tap = FeatureTap(student_net, STUDENTS[student][1])
+    t_tap = FeatureTap(teacher_net, TEACHERS[teacher][1], detach=True)
+    x = torch.rand(batch, in_channels, size, size, device=dev)
+    y = torch.randint(0, classes, (batch,), device=dev)
+    xs = x.unsqueeze(0).repeat(T, 1, 1, 1, 1)
+    with torch.no_grad():
+        z_t = teacher_net(x)
+        f_t = t_tap.pop()
+        student_net(xs)
+    f_s = s_tap.pop()
+    functional.reset_net(student_net)
+    head = BlurredDistillationHead(f_s.shape[2], f_t.shape[1]).to(dev)
+    opt_plain = torch.optim.AdamW(student_net.parameters(), 1e-4)
+    opt_dist = torch.optim.AdamW([*student_net.parameters(), *head.parameters()], 1e-4)
+    on = amp != "off" and dev.type == "cuda"
+    dtype = "float16" if amp == "off" else amp
+    scaler = torch.amp.GradScaler(dev.type, enabled=on and amp == "float16")
+
+    def update(loss, opt):
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        functional.reset_net(student_net)
+
+    def plain():
+        with autocast(dev, on, dtype):
+            z = student_net(xs).mean(0)
+            s_tap.clear()
+            loss = F.cross_entropy(z, y)
+        update(loss, opt_plain)
+
+    def distilled():
+        with autocast(dev, on, dtype):
+            z = student_net(xs).mean(0)
+            loss = F.cross_entropy(z, y) + head(s_tap.pop(), f_t) + wsld_loss(z, z_t, y)
+        update(loss, opt_dist)
+
+    def teacher_fwd():
+        with torch.no_grad(), autocast(dev, on, dtype):
+            teacher_net(x)
+        t_tap.clear()
+
+    return {"plain": plain, "distilled": distilled, "teacher": teacher_fwd}, student_net, head
 
 
 def main() -> None:
@@ -43,53 +120,24 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=15)
     args = ap.parse_args()
     kw = lambda s: {k: int(v) for k, v in (p.split("=") for p in s.split(",") if p)}  # noqa: E731
-    torch.manual_seed(0)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    student = create_model(args.student, num_classes=10, **kw(args.student_kwargs)).to(dev)
-    teacher = create_model(args.teacher, num_classes=10, **kw(args.teacher_kwargs)).to(dev)
-    s_tap = FeatureTap(student, STUDENTS[args.student][1])
-    t_tap = FeatureTap(teacher, TEACHERS[args.teacher][1], detach=True)
-    x = torch.rand(args.batch, args.in_channels, args.size, args.size, device=dev)
-    y = torch.randint(0, 10, (args.batch,), device=dev)
-    xs = x.unsqueeze(0).repeat(args.T, 1, 1, 1, 1)
-    with torch.no_grad():
-        z_t = teacher(x)
-        f_t = t_tap.pop()
-    student(xs)
-    f_s = s_tap.pop()
-    functional.reset_net(student)
-    head = BlurredDistillationHead(f_s.shape[2], f_t.shape[1]).to(dev)
-    opt_plain = torch.optim.AdamW(student.parameters(), 1e-4)
-    opt_dist = torch.optim.AdamW([*student.parameters(), *head.parameters()], 1e-4)
+    fns, student, head = build_steps(
+        args.student,
+        args.teacher,
+        student_kwargs=kw(args.student_kwargs),
+        teacher_kwargs=kw(args.teacher_kwargs),
+        batch=args.batch,
+        T=args.T,
+        size=args.size,
+        in_channels=args.in_channels,
+        device=dev,
+    )
 
     def sync():
         if dev == "cuda":
             torch.cuda.synchronize()
 
-    def plain():
-        z = student(xs).mean(0)
-        s_tap.clear()
-        loss = F.cross_entropy(z, y)
-        opt_plain.zero_grad()
-        loss.backward()
-        opt_plain.step()
-        functional.reset_net(student)
-
-    def distilled():
-        z = student(xs).mean(0)
-        loss = F.cross_entropy(z, y) + head(s_tap.pop(), f_t) + wsld_loss(z, z_t, y)
-        opt_dist.zero_grad()
-        loss.backward()
-        opt_dist.step()
-        functional.reset_net(student)
-
-    def teacher_fwd():
-        with torch.no_grad():
-            teacher(x)
-        t_tap.clear()
-
     times = {"plain": [], "distilled": [], "teacher": []}
-    fns = {"plain": plain, "distilled": distilled, "teacher": teacher_fwd}
     for f in fns.values():  # warm-up
         f()
     for _ in range(args.reps):

@@ -19,6 +19,43 @@ import time
 from sj_common.threads import apply_thread_policy  # no torch import: call it before importing torch
 
 
+def build_nets(ann, x, rho: int, quantile: float = 0.99, device="cpu"):
+    """``(plain SNN, calibrated SNN)`` on ``device`` from the QCFS ``ann`` whose every lambda is first set
+    to ``quantile`` of its pre-activation on ``x`` (as a trained lambda sits near the top of them).
+
+    Also used by ``benchmarks/gpu.py`` (the CIFAR VGG-16 on a GPU)."""
+    from sj_calib import QCFS, calibrate, convert
+
+    def set_threshold(mod, inputs):
+        mod.threshold.data.fill_(float(inputs[0].flatten().quantile(quantile).clamp(min=1e-3)))
+
+    hooks = [m.register_forward_pre_hook(set_threshold) for m in ann.modules() if isinstance(m, QCFS)]
+    with _no_grad():
+        ann(x)
+    for h in hooks:
+        h.remove()
+    plain = convert(ann).to(device)
+    return plain, calibrate(plain, rho=rho)
+
+
+def moved_share(cos, x, T: int) -> float:
+    """The share of neurons whose initial potential the calibration moved on ``x`` at ``T``."""
+    from sj_calib import spiking_layers
+
+    cos.set_record(True)
+    with _no_grad():
+        cos(x, T=T)
+    st = [m.stats() for _, m in spiking_layers(cos)]
+    cos.set_record(False)
+    return sum(s["lowered"] + s["raised"] + s["saturated"] for s in st) / sum(s["neuron_samples"] for s in st)
+
+
+def _no_grad():
+    import torch
+
+    return torch.no_grad()
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--T", type=int, nargs="+", default=[4, 8, 16])
@@ -40,24 +77,12 @@ def main(argv=None):
     import torch
     from sj_calib.models import small_vgg
 
-    from sj_calib import QCFS, calibrate, convert, spiking_layers
-
     dev = torch.device(args.device)
     torch.manual_seed(0)
     ann = small_vgg(L=4, width=args.width).eval()
     x = torch.rand(args.batch, 1, 28, 28)
-
-    def set_threshold(mod, inputs):  # a trained QCFS lambda sits near the top of its pre-activations
-        mod.threshold.data.fill_(float(inputs[0].flatten().quantile(args.quantile).clamp(min=1e-3)))
-
-    hooks = [m.register_forward_pre_hook(set_threshold) for m in ann.modules() if isinstance(m, QCFS)]
-    with torch.no_grad():
-        ann(x)
-    for h in hooks:
-        h.remove()
+    plain, cos = build_nets(ann, x, args.rho, args.quantile, dev)
     x = x.to(dev)
-    plain = convert(ann).to(dev)
-    cos = calibrate(plain, rho=args.rho)
 
     def sync():
         if dev.type == "cuda":
@@ -83,13 +108,7 @@ def main(argv=None):
                     net(x, T=T)
                     sync()
                     times[name].append(time.perf_counter() - t0)
-            cos.set_record(True)
-            cos(x, T=T)
-            st = [m.stats() for _, m in spiking_layers(cos)]
-            cos.set_record(False)
-            moved = sum(s["lowered"] + s["raised"] + s["saturated"] for s in st) / sum(
-                s["neuron_samples"] for s in st
-            )
+            moved = moved_share(cos, x, T)
             a, b = statistics.median(times["plain"]), statistics.median(times["cos"])
             ideal = (max(T, args.rho) + args.rho) / T
             goal = 1.1 * ideal

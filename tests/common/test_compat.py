@@ -51,3 +51,30 @@ def test_initial_potential_is_kept_and_checked():
         compat.set_initial_potential(node, torch.zeros(5))
     with pytest.raises(TypeError, match="v: expected a torch.Tensor"):
         compat.set_initial_potential(node, 0.5)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not compat.has_cupy(), reason="cupy is not installed")
+@pytest.mark.skipif(not compat.LEGACY, reason="CuPy neurons exist on SpikingJelly 0.0.0.0.14 only")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")  # checked first
+@pytest.mark.parametrize("kind", ["if", "lif"])
+def test_cupy_neurons_match_torch_on_cuda(kind):
+    """0.0.0.0.14's CuPy kernels: the backend the plugins pick on a GPU, with the torch backend's spikes
+    and potentials (dyadic inputs: exact in both) and its surrogate gradients."""
+    make = compat.if_node if kind == "if" else compat.lif_node
+    assert make().backend == "cupy" and compat.fastest_backend("cuda") == "cupy"
+    net = compat.set_fastest_backend(torch.nn.Sequential(make(backend="torch")).cuda(), "cuda")
+    assert net[0].backend == "cupy"
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randint(0, 12, (8, 4, 16), generator=g) / 8).cuda()
+    w = torch.rand(8, 4, 16, generator=g).cuda()
+    got = {}
+    for backend in ("torch", "cupy"):
+        node = make(backend=backend).cuda()
+        xi = x.clone().requires_grad_(True)
+        spikes = node(xi)
+        (spikes * w).sum().backward()
+        got[backend] = (spikes.detach(), node.v.detach(), xi.grad)
+    assert torch.equal(got["cupy"][0], got["torch"][0]) and got["torch"][0].sum() > 0
+    assert torch.equal(got["cupy"][1], got["torch"][1])
+    torch.testing.assert_close(got["cupy"][2], got["torch"][2], rtol=1e-4, atol=1e-6)

@@ -265,6 +265,7 @@ def test_resume_of_finished_run_and_missing_checkpoint(tmp_path, capsys):
     assert "starting from scratch" in capsys.readouterr().out
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="AMP is used on CUDA only")
 def test_amp_on_cuda(tmp_path):
     data = make_data()

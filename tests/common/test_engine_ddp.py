@@ -1,5 +1,6 @@
 """sj_common.engine under DDP: 2 gloo processes on 127.0.0.1 train exactly like one process on the
-whole batch (DDP averages the two half-batch gradients), and evaluation is sharded and summed."""
+whole batch (DDP averages the two half-batch gradients), and evaluation is sharded and summed. A process
+group of one (gloo on the CPU, nccl on a GPU) trains like no process group."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def make_data() -> TensorDataset:
     return TensorDataset(x, x[:, :, :3].mean(1).argmax(1))
 
 
-def run(out: str, batch_size: int) -> dict:
+def run(out: str, batch_size: int, device: str = "cpu") -> dict:
     config = TrainConfig(
         out=out,
         epochs=1,
@@ -44,7 +45,7 @@ def run(out: str, batch_size: int) -> dict:
         max_steps_per_epoch=2,
         progress=False,
         tensorboard=False,
-        device="cpu",
+        device=device,
     )
     data = make_data()
     return fit(make_model(), data, data, config=config, step=classification_step(True, "tet"))
@@ -91,3 +92,39 @@ def test_two_process_gloo_matches_one_process(tmp_path):
     ck = load_checkpoint(ddp_out / "checkpoint.pt")
     assert ck["world_size"] == 2 and len(ck["per_rank"]) == 2  # both ranks' RNG states for resume
     assert not list(ddp_out.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "gloo",
+        pytest.param(
+            "nccl",
+            marks=[
+                pytest.mark.cuda,
+                pytest.mark.skipif(not torch.cuda.is_available(), reason="nccl needs a CUDA device"),
+            ],
+        ),
+    ],
+)
+def test_one_process_group_trains_like_none(tmp_path, backend):
+    """DDP with one process (the engine wraps the model once a group exists): the same weights as no DDP."""
+    import torch.distributed as dist
+
+    if not dist.is_available() or not getattr(dist, f"is_{backend}_available")():
+        pytest.skip(f"torch.distributed has no {backend}")
+    device = "cuda" if backend == "nccl" else "cpu"
+    single = run(str(tmp_path / "single"), batch_size=8, device=device)
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    try:
+        grouped = run(str(tmp_path / "group"), batch_size=8, device=device)
+    finally:
+        dist.destroy_process_group()
+    assert grouped["world_size"] == 1 and grouped["device"].startswith(device)
+    w_group = load_checkpoint(tmp_path / "group" / "checkpoint.pt")["model"]
+    w_single = load_checkpoint(tmp_path / "single" / "checkpoint.pt")["model"]
+    w0 = make_model().state_dict()
+    assert any((w_single[k] - w0[k]).abs().sum() > 0 for k in w0), "nothing trained"
+    for k in w0:
+        torch.testing.assert_close(w_group[k], w_single[k], rtol=1e-5, atol=1e-6)
+    assert grouped["history"][0]["val_acc1"] == pytest.approx(single["history"][0]["val_acc1"])

@@ -65,3 +65,26 @@ def test_batch_first_layout_and_errors():
         s(static, torch.ones(5, 4, 2), 1, 2)
     with pytest.raises(ValueError, match="batch_dim"):
         SlidingReplacement(batch_dim=2)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5])
+def test_mask_moves_to_the_device_without_a_host_sync(monkeypatch, p):
+    """The mask is drawn on the CPU and copied to the inputs' device non-blocking: a blocking host-to-device
+    copy synchronises the host with the GPU stream every step (``set_sync_debug_mode('error')`` raises)."""
+    moves = []
+    original = torch.Tensor.to
+
+    def to(t, *args, **kwargs):
+        moves.append((t.device.type, kwargs.get("non_blocking", False)))
+        return original(t, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    static = torch.zeros(2, 4, 1, device="meta")  # another device than the CPU, without a GPU
+    event = torch.ones(2, 4, 1, device="meta")
+    sliding = SlidingReplacement(lambda i, n: p, generator=torch.Generator().manual_seed(0))
+    mixed, mask = sliding(static, event, 0, 10)
+    assert mask.device.type == "meta" and mixed.device.type == "meta"
+    assert ("cpu", False) not in moves and ("cpu", True) in moves
+    moves.clear()
+    assert sliding.mask(4, 1, 10, device="meta").device.type == "meta"
+    assert ("cpu", False) not in moves

@@ -105,7 +105,8 @@ class SlidingReplacement:
         if p <= 0.0:
             return torch.zeros(batch_size, dtype=torch.bool, device=device)
         u = torch.rand(batch_size, generator=self.generator)
-        return (u < p).to(device)
+        # non_blocking: a blocking copy to a GPU waits for its whole stream (a host sync every step)
+        return (u < p).to(device, non_blocking=True)
 
     def __call__(
         self, static: torch.Tensor, event: torch.Tensor, iteration: int, total: int
@@ -124,8 +125,8 @@ class SlidingReplacement:
         B = static.shape[self.batch_dim]
         m = self.mask(B, iteration, total)  # drawn on the CPU: no device sync for the check below
         if not bool(m.any()):
-            return static, m.to(static.device)
-        m = m.to(static.device)
+            return static, m.to(static.device, non_blocking=True)
+        m = m.to(static.device, non_blocking=True)  # a blocking copy would wait for the GPU stream
         view = [1] * static.dim()
         view[self.batch_dim] = B
         return torch.where(m.view(view), event.to(static.dtype), static), m
