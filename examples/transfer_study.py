@@ -184,7 +184,7 @@ def plot(study: PairedStudy, summary: dict, runs: list[dict], path: Path) -> Non
     ax.set_title("sliding: static inputs replaced by their event twin", fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
-    save_figure(fig, path, dpi=80, colors=64)
+    save_figure(fig, path, dpi=80, colors=256)
 
 
 def per_step(runs: list[dict], study: PairedStudy) -> dict:
