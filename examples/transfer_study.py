@@ -64,6 +64,7 @@ ISSUE11 = PairedStudy(
         "data.samples_per_epoch": 384,
         "train.epochs": 10,
         "model.cfg": [32, "P", 64, "P"],
+        "model.shared_head": False,  # mnist5k's default then (it is one shared head since issue 19)
     },
     arms={
         "baseline": {"method.baseline": True},

@@ -47,9 +47,10 @@ def test_load_run_without_results_uses_the_fallback_config(tmp_path, one_thread)
     _save_run(tmp_path / "b", {"method.baseline": True}, results=False)
     net, cfg, results = load_run(tmp_path / "b", baseline=True)
     assert cfg.method.baseline and net.static_head is None and results == {}
-    # the transfer fallback expects a static head that this checkpoint lacks: the engine's loader names it
+    # a checkpoint of another network than the fallback config's: the engine's loader names the file
+    _save_run(tmp_path / "c", {"method.baseline": True, "model.cfg": [8, "P"]}, results=False)
     with pytest.raises(CheckpointError, match="best.pt"):
-        load_run(tmp_path / "b", baseline=False)
+        load_run(tmp_path / "c", baseline=False)
 
 
 def test_bad_run_folder_and_data_name_the_argument(tmp_path):

@@ -158,7 +158,7 @@ def test_config_keys_defaults_and_paper_values():
         None,
         False,
     )
-    assert (m.shared_head, m.bn_per_step) == (False, False)
+    assert (m.shared_head, m.bn_per_step) == (True, False)  # the embedded default: one shared head (issue 19)
     assert (t.no_weight_decay_on, t.lr_reference_batch, t.lr) == ("none", None, 0.005)
     for name in ("ncaltech101", "ncaltech101_r0.1", "ncaltech101_alpha0"):
         c = RECIPE.config(name)
