@@ -474,8 +474,9 @@ def fit(
     "test_acc1", "test_acc5", "history", "wall_time_s", "config", "versions", "seed", "resumes",
     ...extra_results}`` (accuracies in %). With ``config.resume`` the run continues exactly where
     ``checkpoint.pt`` left off: same weights as an uninterrupted run (on CPU; a mid-epoch resume with
-    ``workers > 0`` and random data transforms re-seeds the workers, so only the sample order is then
-    exact). What a resume may change is the policy in :mod:`sj_common.engine.checkpoint`; a
+    ``workers > 0`` re-seeds the workers, so random transforms drawn from a worker's RNG are then not
+    repeated; draws that are a function of ``(seed, epoch, index)``, as the sampler's and
+    :class:`sj_common.data.PairedStaticEvent`'s, are). What a resume may change is the policy in :mod:`sj_common.engine.checkpoint`; a
     checkpoint that cannot be used is refused before any training.
 
     Sampling: each epoch's order is a function of ``(seed, epoch)``, sharded over the ranks
