@@ -250,7 +250,9 @@ class _Trainer:
                 self.net, device_ids=ids, find_unused_parameters=cfg.find_unused_parameters
             )
 
-        self.sampler = train_sampler or D.ShardedSampler(len(train_set), seed=cfg.seed)
+        if train_sampler is None:  # (not `or`: a sampler's truth value is its length)
+            train_sampler = D.ShardedSampler(len(train_set), seed=cfg.seed)
+        self.sampler = train_sampler
         per_rank = math.ceil(self.sampler.num_items / self.world)
         self.steps_per_epoch = math.ceil(per_rank / cfg.batch_size)
         if cfg.max_steps_per_epoch:
@@ -476,8 +478,8 @@ def fit(
     ``checkpoint.pt`` left off: same weights as an uninterrupted run (on CPU; a mid-epoch resume with
     ``workers > 0`` re-seeds the workers, so random transforms drawn from a worker's RNG are then not
     repeated; draws that are a function of ``(seed, epoch, index)``, as the sampler's and
-    :class:`sj_common.data.PairedStaticEvent`'s, are). What a resume may change is the policy in :mod:`sj_common.engine.checkpoint`; a
-    checkpoint that cannot be used is refused before any training.
+    :class:`sj_common.data.PairedStaticEvent`'s, are). What a resume may change is the policy in
+    :mod:`sj_common.engine.checkpoint`; a checkpoint that cannot be used is refused before any training.
 
     Sampling: each epoch's order is a function of ``(seed, epoch)``, sharded over the ranks
     (:class:`~sj_common.engine.ShardedSampler`: a seeded permutation; ``train_sampler`` replaces it by
