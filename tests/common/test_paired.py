@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from sj_common.data import PairedStaticEvent, encode_static
+from sj_common.data import DrawIndex, PairedStaticEvent, encode_static
 from torch.utils.data import DataLoader, Dataset
 
 pytestmark = pytest.mark.compat
@@ -54,12 +54,39 @@ def test_pairing_keeps_classes_and_varies_partner():
             assert torch.equal(s[0, 0], s[-1, 1])  # constant over T and polarity
             if i == 15:
                 seen.add(round(float(s[0, 0, 0, 0]) * 10000))
-    assert len(seen) >= 4  # the partner is drawn afresh (5 candidates)
-    ds.reseed(7)
-    a = [ds.draw_partner(2) for _ in range(10)]
-    ds.reseed(7)
-    assert a == [ds.draw_partner(2) for _ in range(10)]
-    assert all(10 <= j < 15 for j in a)
+    assert len(seen) == 1  # one epoch: one partner per item, however often it is read
+    a = [ds.partner(i) for i in range(40, 60)]
+    assert all(10 <= j < 15 for j in a) and len(set(a)) >= 4  # class 2's pool, drawn per item
+    for epoch in range(1, 20):
+        ds.set_epoch(epoch)
+        s, _, _ = ds[15]
+        seen.add(round(float(s[0, 0, 0, 0]) * 10000))
+    assert len(seen) >= 4  # a new partner every epoch (5 candidates)
+
+
+def test_partners_are_a_function_of_seed_epoch_and_index():
+    """Issue 24, item 2: no running state, so a resumed run (a fresh process) draws what the first run drew."""
+    first, fresh = (
+        PairedStaticEvent(Static(), Events(), T=3, seed=1),
+        PairedStaticEvent(Static(), Events(), T=3, seed=1),
+    )
+    first.set_epoch(1)
+    drawn = [first.partner(i) for i in range(60)]
+    [first[i] for i in range(60)]  # reading items changes nothing
+    fresh.set_epoch(1)
+    assert [fresh.partner(i) for i in range(60)] == drawn == [first.partner(i) for i in range(60)]
+    fresh.set_epoch(2)
+    assert [fresh.partner(i) for i in range(60)] != drawn
+    other = PairedStaticEvent(Static(), Events(), T=3, seed=2)
+    other.set_epoch(1)
+    assert [other.partner(i) for i in range(60)] != drawn
+    # a sample drawn twice in an epoch (ClassBalancedSampler's DrawIndex) gets a partner per draw
+    twice = [first.partner(DrawIndex(59, k)) for k in range(12)]
+    assert len(set(twice)) >= 3 and first.partner(-1) == first.partner(59)
+    with pytest.raises(IndexError, match="i: expected an index in"):
+        first.partner(60)
+    with pytest.raises(ValueError, match="epoch"):
+        first.set_epoch(-1)
 
 
 def test_train_ratio_counts_and_seed():
@@ -74,7 +101,7 @@ def test_train_ratio_counts_and_seed():
         PairedStaticEvent(Static(), Events(), T=3, train_ratio=0.25, seed=s, subset_seed=0) for s in (3, 4)
     ]
     assert all(np.array_equal(f.indices, ds.indices) for f in fixed)
-    assert [fixed[0].draw_partner(1) for _ in range(8)] != [fixed[1].draw_partner(1) for _ in range(8)]
+    assert [fixed[0].partner(i) for i in range(14)] != [fixed[1].partner(i) for i in range(14)]
     tiny = PairedStaticEvent(Static(), Events(), T=3, train_ratio=0.01)
     assert np.bincount(tiny.targets).tolist() == [1, 1, 1]
 
@@ -90,18 +117,17 @@ def test_errors():
         PairedStaticEvent(Static(), Events(), T=4)[0]
 
 
-def test_dataloader_workers_draw_differently():
+def test_dataloader_workers_draw_what_the_main_process_draws():
     ds = PairedStaticEvent(Static((50, 50, 50)), Events((40, 40, 40)), T=3)
-    torch.manual_seed(0)
+    ds.set_epoch(3)
     dl = DataLoader(ds, batch_size=20, num_workers=2, shuffle=False)
     batches = [s[:, 0, 0, 0, 0] for s, _, _ in dl]
     ys = torch.cat([y for _, _, y in dl])
     assert torch.equal(ys, torch.as_tensor(ds.targets))
-    # worker 0 serves batch 0, worker 1 batch 1 (same classes): partners must differ between workers
+    # worker 0 serves batch 0, worker 1 batch 1 (same classes): partners differ between workers
     assert not torch.equal(batches[0], batches[1])
-    torch.manual_seed(0)
-    again = [s[:, 0, 0, 0, 0] for s, _, _ in DataLoader(ds, batch_size=20, num_workers=2)]
-    assert all(torch.equal(a, b) for a, b in zip(batches, again))  # reproducible under torch.manual_seed
+    main = [s[:, 0, 0, 0, 0] for s, _, _ in DataLoader(ds, batch_size=20, num_workers=0)]
+    assert all(torch.equal(a, b) for a, b in zip(batches, main))  # and are the workers=0 partners
 
 
 def test_encode_static_rgb_gray_resize_batch():

@@ -2,15 +2,16 @@
 parameters, lr scaled by batch / 1024, class-balanced sampling with replacement, DVS-DA augmentation;
 their config keys (defaults = earlier behaviour, reference values in the paper configs)."""
 
+import numpy as np
 import pytest
 import torch
 from sj_common.config import UsageError
+from sj_common.data import ClassBalancedSampler
 from sj_common.engine import TrainConfig
 from sj_common.engine.loop import _optimizer
 from sj_transfer.loss import DomainTransferLoss
 from sj_transfer.models import TransferVGGSNN
 from sj_transfer.recipe import RECIPE
-from sj_transfer.sampler import ClassBalancedResample
 from sj_transfer.train import FlipRotateFrames, TransferModel
 from spikingjelly.activation_based import functional
 
@@ -101,34 +102,20 @@ def test_no_weight_decay_on_1d_and_lr_scaled_by_batch():
         TrainConfig(out="x", lr_reference_batch=0)
 
 
-class _Labels(torch.utils.data.Dataset):
-    def __init__(self, targets):
-        self.targets = targets
-        self.classes = ["a", "b"]
-
-    def __len__(self):
-        return len(self.targets)
-
-    def __getitem__(self, i):
-        return i, self.targets[i]
-
-
-def test_class_balanced_resample_with_replacement():
-    base = _Labels([0] * 9 + [1])  # 9:1 imbalance
-    ds = ClassBalancedResample(base, num_samples=4000, seed=3)
-    assert len(ds) == 4000 and len(ClassBalancedResample(base)) == 10
-    labels = [ds[i][1] for i in range(4000)]
-    assert 1800 < sum(labels) < 2200  # the one class-1 sample is drawn about half the time
-    again = ClassBalancedResample(base, num_samples=4000, seed=3)
-    assert [again[i][1] for i in range(4000)] == labels  # seeded: a fresh run repeats its draws
-    second_epoch = [ds[i][0] for i in range(4000)]
-    first = [again.index(i) for i in range(4000)]  # `again`'s second access = ds's second epoch
-    assert second_epoch == first
-    assert second_epoch != [ClassBalancedResample(base, 4000, seed=3)[i][0] for i in range(4000)]
-    with pytest.raises(ValueError, match="targets"):
-        ClassBalancedResample([1, 2])
-    with pytest.raises(ValueError, match="num_samples"):
-        ClassBalancedResample(base, num_samples=0)
+def test_class_balanced_sampling_is_a_sampler_that_allows_workers(frame_cache):
+    """Issue 24, item 8: balanced sampling was a data set wrapper counting accesses (workers: 0 only)."""
+    sets = {"data.cache_dir": frame_cache, "data.train_ratio": 0.02, "data.balanced_sampling": True}
+    for baseline in (False, True):
+        cfg = RECIPE.config(
+            "mnist5k",
+            {**sets, "data.samples_per_epoch": 384, "train.workers": 2, "method.baseline": baseline},
+        )
+        data = RECIPE.build_data(cfg)
+        s = data.train_sampler
+        assert isinstance(s, ClassBalancedSampler) and s.num_items == 384 and s.seed == cfg.train.seed
+        assert len(data.train) == s.num_targets == 70  # the items themselves: 7 event samples per class
+        assert np.array_equal(np.bincount(data.train.targets), [7] * 10)
+    assert RECIPE.build_data(RECIPE.config("mnist5k", {"data.cache_dir": frame_cache})).train_sampler is None
 
 
 def test_flip_rotate_frames_one_draw_per_sample():
@@ -166,9 +153,11 @@ def test_config_keys_defaults_and_paper_values():
         assert not c.data.dvs_augment  # N-Caltech101: the crop alone (spec 3)
         assert c.train.no_weight_decay_on == "1d" and c.train.lr_reference_batch == 1024
         assert c.train.lr * c.train.batch_size / c.train.lr_reference_batch == 0.0005859375  # as before
+        assert c.train.workers == 8  # balanced sampling is a sampler: workers may decode the events
     for name in ("cifar10dvs", "cifar10dvs_r0.5"):
         c = RECIPE.config(name)
         assert c.data.dvs_augment and c.model.bn_per_step and c.train.no_weight_decay_on == "1d"
+        assert c.train.workers == 8
     with pytest.raises((UsageError, ValueError), match="samples_per_epoch"):
         RECIPE.config("mnist5k", {"data.samples_per_epoch": 10})
     with pytest.raises((UsageError, ValueError), match="preset"):

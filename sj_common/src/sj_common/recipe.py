@@ -47,6 +47,8 @@ class Data:
         test: the held-out split the ``eval`` command reports, or None.
         num_classes: classes of the task.
         sequence_input: items are frame sequences ``[T, ...]`` rather than static images.
+        train_sampler: the order training items are drawn in (``fit(train_sampler=...)``, e.g. a
+            :class:`sj_common.data.ClassBalancedSampler`), or None: a seeded permutation per epoch.
         extra: anything else a recipe passes from data to model (e.g. the sensor size).
     """
 
@@ -56,6 +58,7 @@ class Data:
     num_classes: int
     sequence_input: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    train_sampler: Any = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,16 @@ def fit_model(
     model = build()
     if prepare is not None:
         prepare(model)
-    res = fit(model, data.train, data.val, data.test, config=config, step=step, extra_results=extra_results)
+    res = fit(
+        model,
+        data.train,
+        data.val,
+        data.test,
+        config=config,
+        step=step,
+        extra_results=extra_results,
+        train_sampler=data.train_sampler,
+    )
     return model, res
 
 

@@ -70,7 +70,7 @@ class TransferData:
     ``preset``: the ``mnist5k`` event twin's emulator preset (``default``: the clean twin; ``noisy``: higher,
     mismatched thresholds, 5 ms refractory period, 5 Hz/pixel background noise; ``sj_common.data.
     EMULATOR_PRESETS``); ``balanced_sampling``: draw training items class-balanced **with replacement**
-    (:class:`~sj_transfer.sampler.ClassBalancedResample`, the reference's ``WeightedRandomSampler``; false:
+    (:class:`~sj_common.data.ClassBalancedSampler`, the reference's ``WeightedRandomSampler``; false:
     each kept sample once per epoch, shuffled); ``samples_per_epoch``: items per epoch with
     ``balanced_sampling`` (null: the training set's size, the reference's); ``dvs_augment``: the reference's
     ``--DVS-DA``, a horizontal flip and a rotation up to 15 degrees per sample after the random crop
@@ -289,8 +289,6 @@ class TransferRecipe(Recipe):
 
         from sj_common import data as D
 
-        from .sampler import ClassBalancedResample
-
         d, seed, baseline = cfg.data, cfg.train.seed, cfg.method.baseline
         if d.event == "mnist5k":
             cache = d.cache_dir or str(Path(tempfile.gettempdir()) / "sj_cache")
@@ -339,14 +337,10 @@ class TransferRecipe(Recipe):
                 size=static_size,
                 use_hsv=d.use_hsv,
             )
+        sampler = None
         if d.balanced_sampling:
-            if cfg.train.workers:
-                raise UsageError(
-                    f"data.balanced_sampling: needs train.workers: 0 (the draws count accesses in the main "
-                    f"process), got train.workers: {cfg.train.workers}"
-                )
-            train = ClassBalancedResample(train, d.samples_per_epoch, seed=seed)
-        return Data(train, val, test, num_classes=num_classes, sequence_input=True)
+            sampler = D.ClassBalancedSampler(train.targets, d.samples_per_epoch, seed=seed)
+        return Data(train, val, test, num_classes=num_classes, sequence_input=True, train_sampler=sampler)
 
     def build_model(self, cfg: TransferConfig, data: Data) -> TransferModel:
         """The :class:`TransferModel` (network + loss with its coefficients)."""

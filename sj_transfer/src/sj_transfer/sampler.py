@@ -25,7 +25,6 @@ __all__ = [
     "SlidingReplacement",
     "replacement_probability",
     "make_schedule",
-    "ClassBalancedResample",
 ]
 
 
@@ -130,53 +129,3 @@ class SlidingReplacement:
         view = [1] * static.dim()
         view[self.batch_dim] = B
         return torch.where(m.view(view), event.to(static.dtype), static), m
-
-
-class ClassBalancedResample(torch.utils.data.Dataset):
-    """Class-balanced sampling with replacement, as a data set (the reference's ``WeightedRandomSampler``
-    with per-class weights ``1 / n_c``, spec section 3).
-
-    Item ``i`` is a fresh draw: a class uniformly at random, then a sample of that class uniformly at random,
-    from a generator seeded by ``(seed, i, k)`` where ``k`` counts the earlier accesses to ``i`` (so every
-    epoch draws anew, and a fresh run repeats its draws; a resumed run does not repeat them exactly).
-    Why a data set and not a sampler: the engine owns its (seeded, sharded, resumable) sampler; wrapping
-    the data set leaves it alone.
-
-    Args:
-        dataset: a data set with ``.targets`` (int array-like of class indices).
-        num_samples: items per epoch (None: ``len(dataset)``, the reference's).
-        seed: base seed of the draws.
-
-    ``.targets`` is not defined (items are random); ``.classes`` is the wrapped set's.
-    """
-
-    def __init__(self, dataset, num_samples: int | None = None, seed: int = 0):
-        targets = getattr(dataset, "targets", None)
-        if targets is None:
-            raise ValueError(f"dataset: expected a data set with .targets, got {type(dataset).__name__}")
-        t = torch.as_tensor(list(map(int, targets)), dtype=torch.int64)
-        if len(t) == 0:
-            raise ValueError("dataset: expected at least one sample, got an empty data set")
-        if num_samples is not None and (not isinstance(num_samples, int) or num_samples < 1):
-            raise ValueError(f"num_samples: expected None or an int >= 1, got {num_samples!r}")
-        self.dataset, self.seed = dataset, int(seed)
-        self.num_samples = len(t) if num_samples is None else num_samples
-        self.pools = [torch.nonzero(t == c).flatten() for c in torch.unique(t).tolist()]
-        self.classes = getattr(dataset, "classes", None)
-        self._count: dict[int, int] = {}
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def index(self, i: int) -> int:
-        """The wrapped data set's index drawn for item ``i`` (advances ``i``'s access count)."""
-        if not 0 <= i < self.num_samples:
-            raise IndexError(f"i: expected an index in [0, {self.num_samples}), got {i}")
-        k = self._count.get(i, 0)
-        self._count[i] = k + 1
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + i) * 10_007 + k)
-        pool = self.pools[int(torch.randint(len(self.pools), (1,), generator=g))]
-        return int(pool[int(torch.randint(len(pool), (1,), generator=g))])
-
-    def __getitem__(self, i: int):
-        return self.dataset[self.index(i)]

@@ -9,6 +9,7 @@ samples) and ``.classes`` (list of str). Names are imported on first use (module
 * emulator: :class:`SaccadeEmulator`, :func:`emulate_saccades`, :func:`emulator_preset`, :data:`EMULATOR_PRESETS`
 * frames: :func:`events_to_frames`, :class:`ToFrames`, :class:`FrameCache`, :class:`CachedFrames`
 * pairing: :class:`PairedStaticEvent`, :func:`encode_static`
+* sampling: :class:`ClassBalancedSampler` (seeded, sharded, resumable; yields :class:`DrawIndex`)
 * splits: :func:`stratified_split`, :func:`stratified_subset`, :func:`train_test_split`, :class:`Subset` (keeps ``.targets``)
 * local roots: :func:`event_dataset`, :data:`EVENT_DATASETS` (``sj_common.data.events``, needs tonic),
   :func:`static_dataset`, :data:`STATIC_DATASETS` (``sj_common.data.static``)
@@ -37,6 +38,8 @@ _LAZY = {
     "CachedFrames": "frames",
     "PairedStaticEvent": "paired",
     "encode_static": "paired",
+    "ClassBalancedSampler": "sampling",
+    "DrawIndex": "sampling",
     "stratified_split": "splits",
     "stratified_subset": "splits",
     "train_test_split": "splits",

@@ -5,26 +5,28 @@
   both polarity channels and all ``T`` steps (a constant current, not Poisson). No normalisation, no
   augmentation, no rescaling against event counts (the method's choice, transfer.md 1.4 and pitfall 12).
 * :class:`PairedStaticEvent`: every event sample of class ``c`` comes with a random static image of class
-  ``c``, drawn afresh on every access (the two data sets are not instance-aligned), after keeping a
+  ``c``, drawn afresh every epoch (the two data sets are not instance-aligned), after keeping a
   stratified, seeded ``train_ratio`` of the event samples.
 
 Fixes against the reference (transfer.md section 6): static partners are drawn from per-class pools built from
 ``static_set.targets`` (never by label value, never by class offsets of another data set: pitfalls 1, 3, 5),
-and the random draw is per-worker seeded so DataLoader workers do not repeat each other's partners.
+and each draw is a function of ``(seed, epoch, index)`` rather than of a running generator, so DataLoader
+workers and DDP ranks never repeat each other's partners and a resumed run draws what it drew before.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from .splits import stratified_subset
 
 __all__ = ["encode_static", "PairedStaticEvent"]
+
+
+_STREAM = 0x5EED  # keeps the partner draws apart from other streams seeded by the same numbers
 
 
 def _as_float_image(image) -> torch.Tensor:
@@ -104,12 +106,13 @@ class PairedStaticEvent(Dataset):
     Attributes: ``.targets`` (int64, the kept event samples' labels), ``.classes``, ``.indices`` (kept
     indices into ``event_set``), ``.pools`` (class -> static indices).
 
-    Randomness: the partner is drawn from a numpy Generator on every ``__getitem__``, so the same ``i`` gets
-    different partners over epochs. In the main process it is seeded by ``seed`` (reproducible for
-    ``workers=0``). In a DataLoader worker it is re-seeded from ``(seed, worker seed)``, where the worker seed
-    is the DataLoader's per-worker seed (``torch.initial_seed()`` inside the worker: base seed + worker id,
-    the base seed drawn from torch's RNG each epoch): workers draw different partners, every epoch afresh,
-    and reproducibly under ``torch.manual_seed``. :meth:`reseed` restarts the main-process stream.
+    Randomness: the partner of item ``i`` is drawn from ``numpy.random.default_rng([seed, ..., epoch, i,
+    draw])``: a function of the data set's seed, the epoch (:meth:`set_epoch`; ``fit`` calls it before every
+    epoch, call it yourself in your own loop, or every epoch repeats epoch 0's partners) and the index, no
+    running state. So DataLoader workers, DDP ranks (which load different indices) and a resumed run need
+    no seeding of their own: the same ``(epoch, i)`` gets the same partner in any process, a new epoch new
+    ones. An index from :class:`~sj_common.data.ClassBalancedSampler` (a :class:`~sj_common.data.DrawIndex`)
+    adds its ``draw``, so a sample drawn several times in an epoch gets a partner for every draw.
     """
 
     def __init__(
@@ -158,25 +161,27 @@ class PairedStaticEvent(Dataset):
                     f"every event class needs at least one static image"
                 )
             self.pools[int(c)] = pool
-        self.reseed(self.seed)
+        self.epoch = 0
 
-    def reseed(self, seed: int) -> None:
-        """Restart the partner draws of this process from ``seed``."""
-        self._rng = np.random.default_rng([int(seed), 0x5EED])
-        self._rng_owner = (os.getpid(), None)
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the partners of ``epoch`` from now on (the engine calls it before every epoch)."""
+        if int(epoch) != epoch or epoch < 0:
+            raise ValueError(f"epoch: expected an integer >= 0, got {epoch!r}")
+        self.epoch = int(epoch)
 
-    def _generator(self) -> np.random.Generator:
-        info = get_worker_info()
-        owner = (os.getpid(), None if info is None else info.seed)
-        if owner != self._rng_owner:  # a DataLoader worker (or a forked process): its own stream
-            worker_seed = torch.initial_seed() if info is None else info.seed
-            self._rng = np.random.default_rng([self.seed, 0x5EED, int(worker_seed) % 2**63])
-            self._rng_owner = owner
-        return self._rng
+    def partner(self, i: int) -> int:
+        """The index into ``static_set`` paired with item ``i`` in the current epoch (what ``__getitem__`` uses).
 
-    def draw_partner(self, label: int) -> int:
-        """A random index into ``static_set`` of class ``label`` (what ``__getitem__`` uses)."""
-        return int(self._generator().choice(self.pools[int(label)]))
+        ``i`` may be a :class:`~sj_common.data.DrawIndex`; its ``draw`` then keys the draw too.
+        """
+        n, k = len(self), int(i)
+        if not -n <= k < n:
+            raise IndexError(f"i: expected an index in [0, {n}), got {k}")
+        k %= n
+        draw = getattr(i, "draw", -1) + 1  # 0: a plain index
+        key = [self.seed & (2**64 - 1), _STREAM, self.epoch, k, draw]
+        pool = self.pools[int(self.targets[k])]
+        return int(pool[np.random.default_rng(key).integers(len(pool))])
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -191,7 +196,7 @@ class PairedStaticEvent(Dataset):
         ev = torch.as_tensor(ev, dtype=torch.float32)
         if ev.dim() != 4 or ev.shape[0] != self.T or ev.shape[1] != 2:
             raise ValueError(f"event frames must be [T={self.T}, 2, H, W], got shape {tuple(ev.shape)}")
-        j = self.draw_partner(label)
+        j = self.partner(i)
         img, st_label = self.static_set[j]
         if int(st_label) != label:
             raise ValueError(f"static_set[{j}] has label {int(st_label)}, its .targets says {label}")

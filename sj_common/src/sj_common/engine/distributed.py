@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import copy
 import math
 import os
 from collections.abc import Iterator
@@ -91,6 +92,21 @@ def all_gather_object(obj):
     return out
 
 
+#: Added (times the rank) to the DataLoader generator's seed on ranks > 0: rank 0 keeps the seed of a
+#: one-process run, so a one-process run draws what it drew before ranks took part.
+_RANK_STRIDE = 2**61 - 1
+
+
+def loader_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """Seed of the training DataLoader's generator, a function of ``(seed, epoch, rank)``.
+
+    The generator seeds the DataLoader's workers (``torch.initial_seed()``, Python's and NumPy's RNGs in a
+    worker), so random transforms of a data set run in workers differ per rank, per epoch and per worker,
+    and are the same on a resume. Rank 0 (and a one-process run) gets ``seed * 100003 + epoch``.
+    """
+    return (int(seed) * 100003 + int(epoch) + int(rank) * _RANK_STRIDE) % 2**63
+
+
 class ShardedSampler(Sampler[int]):
     """Seeded sampler whose order is a function of ``(seed, epoch)`` only, sharded over ranks.
 
@@ -99,6 +115,11 @@ class ShardedSampler(Sampler[int]):
     order (by repeating its head) to a multiple of ``num_replicas`` when ``pad=True`` so every rank runs
     the same number of steps (needed for DDP), and rank ``r`` takes positions ``r, r + R, r + 2R, ...``.
     With ``pad=False`` (evaluation) nothing is repeated and ranks may get one sample less.
+
+    A subclass changes what one epoch draws by overriding :meth:`epoch_order` (and :attr:`num_items`,
+    e.g. :class:`sj_common.data.ClassBalancedSampler`); padding, sharding and ``start`` stay these. The
+    engine (``fit(train_sampler=...)``) takes such a sampler as a prototype and makes, for every epoch,
+    :meth:`sharded` copies for its rank.
 
     Args:
         n: data set length.
@@ -127,23 +148,57 @@ class ShardedSampler(Sampler[int]):
         self.n, self.seed, self.epoch, self.shuffle = n, seed, epoch, shuffle
         self.rank, self.num_replicas, self.start, self.pad = rank, num_replicas, start, pad
 
-    def _order(self) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-            order = torch.randperm(self.n, generator=g).tolist()
-        else:
-            order = list(range(self.n))
+    @property
+    def num_items(self) -> int:
+        """Items one epoch draws over all ranks (before padding)."""
+        return self.n
+
+    def check_fits(self, length: int, name: str = "train_set") -> None:
+        """Refuse a data set of another length than the one the draws index (naming ``name``)."""
+        if length != self.n:
+            raise ValueError(
+                f"{name}: expected a data set of length {self.n} (the sampler's), got length {length}"
+            )
+
+    def epoch_order(self) -> list[int]:
+        """The whole epoch's indices over all ranks, a function of ``(seed, epoch)``."""
+        if not self.shuffle:
+            return list(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw ``epoch``'s order from now on (as ``DistributedSampler.set_epoch``)."""
+        self.epoch = int(epoch)
+
+    def sharded(self, *, epoch: int, rank: int, num_replicas: int, start: int = 0) -> ShardedSampler:
+        """A copy for ``epoch`` and one rank's shard, skipping that rank's first ``start`` items."""
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank: expected 0 <= rank < num_replicas={num_replicas}, got {rank}")
+        out = copy.copy(self)
+        out.epoch, out.rank, out.num_replicas, out.start = (
+            int(epoch),
+            int(rank),
+            int(num_replicas),
+            int(start),
+        )
+        return out
+
+    def _order(self) -> list:
+        order = self.epoch_order()
         if self.pad:
-            total = math.ceil(self.n / self.num_replicas) * self.num_replicas
-            order += (order * math.ceil(total / self.n))[: total - self.n]
+            n = len(order)
+            total = math.ceil(n / self.num_replicas) * self.num_replicas
+            order += (order * math.ceil(total / n))[: total - n]
         return order[self.rank :: self.num_replicas]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._order()[self.start :])
 
     def __len__(self) -> int:
+        n = self.num_items
         if self.pad:
-            per_rank = math.ceil(self.n / self.num_replicas)
+            per_rank = math.ceil(n / self.num_replicas)
         else:
-            per_rank = len(range(self.rank, self.n, self.num_replicas))
+            per_rank = len(range(self.rank, n, self.num_replicas))
         return max(per_rank - self.start, 0)

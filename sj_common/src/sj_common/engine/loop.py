@@ -216,7 +216,9 @@ def preserved_global_state() -> Iterator[None]:
 class _Trainer:
     """The epoch loop of one :func:`fit` call; checkpoints and reporting are delegated."""
 
-    def __init__(self, model, train_set, val_set, test_set, cfg, step, eval_step, loss_hooks, collate_fn):
+    def __init__(
+        self, model, train_set, val_set, test_set, cfg, step, eval_step, loss_hooks, collate_fn, train_sampler
+    ):
         self.t0 = time.time()
         self.cfg, self.step_fn, self.eval_step, self.hooks = cfg, step, eval_step, tuple(loss_hooks)
         self.train_set, self.val_set, self.test_set, self.collate_fn = (
@@ -248,7 +250,10 @@ class _Trainer:
                 self.net, device_ids=ids, find_unused_parameters=cfg.find_unused_parameters
             )
 
-        per_rank = math.ceil(len(train_set) / self.world)
+        if train_sampler is None:  # (not `or`: a sampler's truth value is its length)
+            train_sampler = D.ShardedSampler(len(train_set), seed=cfg.seed)
+        self.sampler = train_sampler
+        per_rank = math.ceil(self.sampler.num_items / self.world)
         self.steps_per_epoch = math.ceil(per_rank / cfg.batch_size)
         if cfg.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, cfg.max_steps_per_epoch)
@@ -371,15 +376,13 @@ class _Trainer:
     def train_epoch(self, epoch: int) -> None:
         cfg, st = self.cfg, self.state
         start = st["step_in_epoch"]
-        sampler = D.ShardedSampler(
-            len(self.train_set),
-            seed=cfg.seed,
-            epoch=epoch,
-            rank=self.rank,
-            num_replicas=self.world,
-            start=start * cfg.batch_size,
+        sampler = self.sampler.sharded(
+            epoch=epoch, rank=self.rank, num_replicas=self.world, start=start * cfg.batch_size
         )
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+        set_epoch = getattr(self.train_set, "set_epoch", None)
+        if callable(set_epoch):  # per-epoch random draws of the data set (before the workers copy it)
+            set_epoch(epoch)
+        gen = torch.Generator().manual_seed(D.loader_seed(cfg.seed, epoch, self.rank))
         loader = make_loader(
             self.train_set, cfg.batch_size, sampler, cfg.workers, self.collate_fn, self.device, gen
         )
@@ -462,6 +465,7 @@ def fit(
     loss_hooks: Sequence[LossHook] = (),
     collate_fn=None,
     extra_results: dict | None = None,
+    train_sampler: D.ShardedSampler | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` on ``train_set``, pick the best epoch on ``val_set``, test it on ``test_set``.
 
@@ -472,9 +476,18 @@ def fit(
     "test_acc1", "test_acc5", "history", "wall_time_s", "config", "versions", "seed", "resumes",
     ...extra_results}`` (accuracies in %). With ``config.resume`` the run continues exactly where
     ``checkpoint.pt`` left off: same weights as an uninterrupted run (on CPU; a mid-epoch resume with
-    ``workers > 0`` and random data transforms re-seeds the workers, so only the sample order is then
-    exact). What a resume may change is the policy in :mod:`sj_common.engine.checkpoint`; a
-    checkpoint that cannot be used is refused before any training.
+    ``workers > 0`` re-seeds the workers, so random transforms drawn from a worker's RNG are then not
+    repeated; draws that are a function of ``(seed, epoch, index)``, as the sampler's and
+    :class:`sj_common.data.PairedStaticEvent`'s, are). What a resume may change is the policy in
+    :mod:`sj_common.engine.checkpoint`; a checkpoint that cannot be used is refused before any training.
+
+    Sampling: each epoch's order is a function of ``(seed, epoch)``, sharded over the ranks
+    (:class:`~sj_common.engine.ShardedSampler`: a seeded permutation; ``train_sampler`` replaces it by
+    another draw, e.g. :class:`sj_common.data.ClassBalancedSampler`; its length sets the steps per
+    epoch). ``train_set.set_epoch(epoch)`` is called before every epoch when the data set has it (stateless
+    per-epoch draws such as :class:`sj_common.data.PairedStaticEvent`'s partners). The DataLoader's workers
+    are seeded by ``(seed, epoch, rank)`` (:func:`~sj_common.engine.distributed.loader_seed`), so random
+    transforms in workers differ between ranks.
 
     Faults: a NaN/inf loss stops the run (``FloatingPointError`` naming its first step) and
     non-finite weights are never saved, so ``checkpoint.pt`` keeps the last finite state.
@@ -488,12 +501,28 @@ def fit(
     step = step or classification_step(False)
     eval_step = eval_step or step
     check_dataset(train_set, "train_set")
+    if train_sampler is not None:
+        if not isinstance(train_sampler, D.ShardedSampler):
+            raise TypeError(
+                "train_sampler: expected a ShardedSampler (or a subclass such as "
+                f"sj_common.data.ClassBalancedSampler), got {type(train_sampler).__name__}"
+            )
+        train_sampler.check_fits(len(train_set), "train_set")
     for name, ds in (("val_set", val_set), ("test_set", test_set)):
         if ds is not None:
             check_dataset(ds, name)
     with preserved_global_state():
         trainer = _Trainer(
-            model, train_set, val_set, test_set, config, step, eval_step, loss_hooks, collate_fn
+            model,
+            train_set,
+            val_set,
+            test_set,
+            config,
+            step,
+            eval_step,
+            loss_hooks,
+            collate_fn,
+            train_sampler,
         )
         return trainer.run(extra_results)
 
