@@ -393,7 +393,11 @@ def test_bad_arguments(tmp_path):
         ToFrames((34, 34, 2), 4, bins="even")
     with pytest.raises(ValueError, match="size must be"):
         ToFrames((34, 34, 2), 4, size=(0, 4))
-    with pytest.raises(NotImplementedError, match="tonic 1.7 has no reader"):
+    with pytest.raises(ValueError, match="resize must be 'bilinear' or 'sum', got 'area'"):
+        ToFrames((34, 34, 2), 4, size=8, resize="area")
+    with pytest.raises(ValueError, match="need T"):
+        event_dataset("nmnist", tmp_path, "train", resize="sum")
+    with pytest.raises(FileNotFoundError, match="dvs_background"):  # a reader now (issue 20)
         event_dataset("N-Omniglot", tmp_path, "train", T=12)
     assert set(EVENT_DATASETS) == {"nmnist", "ncaltech101", "cifar10dvs", "dvsgesture", "nomniglot"}
 

@@ -1,6 +1,7 @@
 """Event-camera data sets read from a local root (never downloaded).
 
-Data sets: N-MNIST, N-Caltech101, CIFAR10-DVS, DVS128 Gesture (N-Omniglot: see :class:`NOmniglot`).
+Data sets: N-MNIST, N-Caltech101, CIFAR10-DVS, DVS128 Gesture, and from their own modules N-Omniglot
+(:mod:`sj_common.data.nomniglot`).
 
 Why not tonic's data set classes directly: tonic 1.7 starts a download whenever its (strict) file check
 fails, lists N-Caltech101 / CIFAR10-DVS files in file-system order and gives N-Caltech101 string labels.
@@ -27,14 +28,24 @@ the field and the first offending index. No other exception type leaves ``datase
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from .eventarray import EVENT_DTYPE, as_events, check_event_columns, check_events
+from .eventfolder import (  # noqa: F401  (re-exported: the readers' shared parts)
+    _NO_DOWNLOAD,
+    _check_split,
+    _EventFolder,
+    _find_dir,
+    _list_class_files,
+    _natural_key,
+    _tonic,
+)
 from .frames import ToFrames
+from .nomniglot import NOmniglot
 from .splits import train_test_split as _train_test
 
 __all__ = [
@@ -48,136 +59,6 @@ __all__ = [
     "event_dataset",
     "read_cifar10dvs_aedat",
 ]
-
-_NO_DOWNLOAD = "Nothing is downloaded: fetch the data set yourself and point root at it."
-_TONIC_HINT = "tonic is needed to read event files: pip install 'sj-common[events]' (tonic is GPL-3.0)"
-
-
-def _tonic():
-    try:
-        import tonic
-    except ImportError as e:  # pragma: no cover - exercised only without tonic
-        raise ImportError(_TONIC_HINT) from e
-    return tonic
-
-
-def _natural_key(path: Path):
-    # "cifar10_cat_2" before "cifar10_cat_10": a file order that does not depend on the file system
-    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", path.name)]
-
-
-def _check_split(split: str) -> str:
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    return split
-
-
-def _find_dir(candidates: Sequence[Path], what: str, layout: str) -> Path:
-    """Return the first existing candidate folder, or raise naming all of them and the layout."""
-    for c in candidates:
-        if c.is_dir():
-            return c
-    tried = "\n  ".join(str(c) for c in candidates)
-    raise FileNotFoundError(
-        f"{what}: none of the expected folders exists:\n  {tried}\nExpected layout:\n{layout}\n{_NO_DOWNLOAD}"
-    )
-
-
-def _list_class_files(folder: Path, suffixes: tuple[str, ...], classes: Sequence[str] | None, layout: str):
-    """Sorted files per class folder. ``classes`` fixes the expected folder names (all required);
-    None takes every sub-folder (sorted). Raises on missing or empty class folders."""
-    if classes is None:
-        classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-        if not classes:
-            raise FileNotFoundError(f"no class folders in {folder}\nExpected layout:\n{layout}")
-    missing = [c for c in classes if not (folder / c).is_dir()]
-    if missing:
-        raise FileNotFoundError(
-            f"class folder(s) missing in {folder}: {missing[:10]}{' ...' if len(missing) > 10 else ''}"
-            f"\nExpected layout:\n{layout}"
-        )
-    files, targets = [], []
-    for label, name in enumerate(classes):
-        found = sorted((p for p in (folder / name).iterdir() if p.suffix in suffixes), key=_natural_key)
-        if not found:
-            raise FileNotFoundError(
-                f"class folder {folder / name} holds no {'/'.join(suffixes)} file\nExpected layout:\n{layout}"
-            )
-        files += found
-        targets += [label] * len(found)
-    return list(classes), files, np.asarray(targets, dtype=np.int64)
-
-
-class _EventFolder(Dataset):
-    """Base: a sorted file list with labels; ``__getitem__`` reads one file and applies ``transform``."""
-
-    name = ""
-    sensor_size: tuple[int, int, int] | None = None  # (W, H, P) as tonic
-    #: Longest recording accepted, microseconds (t[i] - t[0]); None: no limit. An instance or subclass may
-    #: change it (e.g. ``ds.max_duration_us = None`` for a data set recorded differently).
-    max_duration_us: int | None = None
-
-    def __init__(self, root, split: str, transform: Callable | None):
-        if root is None:
-            raise FileNotFoundError(f"{self.name}: root is None; pass the folder that holds the data set")
-        self.root = Path(root).expanduser()
-        self.split = _check_split(split)
-        self.transform = transform
-        self.files: list[Path] = []
-        self.targets = np.zeros(0, dtype=np.int64)
-        self.classes: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    @staticmethod
-    def _read(path: Path) -> np.ndarray:
-        raise NotImplementedError
-
-    @classmethod
-    def read_file(cls, path: str | Path) -> np.ndarray:
-        """One recording in this data set's format, checked as :meth:`read_events` checks it (with the class's
-        :attr:`max_duration_us`); needs no root folder (``sj-common show`` reads single files with it)."""
-        return cls._read_checked(Path(path), cls.max_duration_us)
-
-    def read_events(self, index: int) -> np.ndarray:
-        """The raw events of sample ``index`` (no transform), checked: x / y inside the sensor, p in {0, 1},
-        t non-decreasing and within :attr:`max_duration_us` of the first event. Any problem raises
-        :class:`ValueError` naming the file (and, for bad events, the field and the first offending index)."""
-        return self._read_checked(self.files[index], self.max_duration_us)
-
-    @classmethod
-    def _read_checked(cls, path: Path, max_duration_us: int | None) -> np.ndarray:
-        try:
-            ev = cls._read(path)
-        except ImportError:
-            raise
-        except ValueError as e:
-            if str(path) in str(e):  # already names the file (the event checks): keep it as it is
-                raise
-            raise ValueError(f"{cls.name}: cannot read {path}: {e}") from e
-        except Exception as e:
-            raise ValueError(f"{cls.name}: cannot read {path}: {e}") from e
-        if len(ev) == 0:
-            raise ValueError(f"{cls.name}: {path} holds no events")
-        sensor = cls.sensor_size or (None, None, 2)
-        return check_events(ev, sensor, source=f"{cls.name}: {path}", max_duration_us=max_duration_us)
-
-    def __getitem__(self, index: int):
-        ev = self.read_events(index)
-        if self.transform is not None:
-            try:
-                ev = self.transform(ev)
-            except ValueError as e:  # framing (or a user transform) refused the events: name the file
-                raise ValueError(f"{self.name}: {self.files[index]}: transform failed: {e}") from e
-        return ev, int(self.targets[index])
-
-    def _subset(self, keep: np.ndarray) -> None:
-        self.files = [self.files[i] for i in keep]
-        self.targets = self.targets[keep]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, n={len(self)})"
 
 
 def _read_bin(path: Path) -> np.ndarray:
@@ -507,24 +388,6 @@ class DVSGesture(_EventFolder):
         return as_events(arr[:, 0], arr[:, 1], t_us.astype(np.int64), arr[:, 2])
 
 
-class NOmniglot(Dataset):
-    """N-Omniglot (Li et al. 2022) is not available.
-
-    tonic 1.7 has no N-Omniglot reader, and its on-disk format could not be checked here (no recording to
-    test against, no documented layout in the libraries we use), so rather than guess a decoder this class
-    raises :class:`NotImplementedError`. The static side (torchvision Omniglot, drawers 0-14 / 15-19) is in
-    ``sj_common.data.static``.
-    """
-
-    reason = (
-        "N-Omniglot is not supported: tonic 1.7 has no reader for it and its file format could not be "
-        "verified offline; use 'nmnist', 'ncaltech101', 'cifar10dvs' or 'dvsgesture'"
-    )
-
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError(self.reason)
-
-
 class _Compose:
     def __init__(self, *fns):
         self.fns = [f for f in fns if f is not None]
@@ -554,13 +417,14 @@ def event_dataset(
     size: tuple[int, int] | int | None = None,
     frame_transform: Callable | None = None,
     bins: str = "tonic",
+    resize: str = "bilinear",
     **kwargs,
 ) -> Dataset:
     """Build an event data set by name from a local root.
 
     Args:
-        name: "nmnist", "ncaltech101", "cifar10dvs", "dvsgesture" ("nomniglot" raises NotImplementedError);
-            case, "-" and "_" are ignored ("N-MNIST", "CIFAR10_DVS" work).
+        name: "nmnist", "ncaltech101", "cifar10dvs", "dvsgesture", "nomniglot"; case, "-" and "_" are
+            ignored ("N-MNIST", "CIFAR10_DVS" work).
         root: local folder (see each class for the layout). Nothing is downloaded.
         split: "train" or "test".
         T: None -> items are (events structured array, label). An int -> items are (frames float32
@@ -570,7 +434,10 @@ def event_dataset(
         frame_transform: applied to the [T, 2, H, W] tensor last (e.g. a random crop); only with T.
         bins: "tonic" (ToFrame's time bins, default: the transfer reference's framing) or "cover" (every
             event counted); see :func:`sj_common.data.frames.events_to_frames`.
-        **kwargs: passed to the class (``seed``, ``train_fraction`` for N-Caltech101 / CIFAR10-DVS).
+        resize: how frames are resized to ``size``: "bilinear" (``align_corners=True``, the transfer
+            reference's) or "sum" (every event still counted once); see :class:`ToFrames`.
+        **kwargs: passed to the class (``seed``, ``train_fraction`` for N-Caltech101 / CIFAR10-DVS;
+            ``subset``, ``train_drawers``, ``crop`` for N-Omniglot).
     """
     key = name.lower().replace("-", "").replace("_", "").replace(" ", "")
     if key == "dvs128gesture":
@@ -579,8 +446,12 @@ def event_dataset(
         raise ValueError(f"unknown event data set {name!r}; expected one of {sorted(EVENT_DATASETS)}")
     cls = EVENT_DATASETS[key]
     if T is None:
-        if size is not None or frame_transform is not None or bins != "tonic":
-            raise ValueError("size, frame_transform and bins need T (frames); got T=None")
+        if size is not None or frame_transform is not None or bins != "tonic" or resize != "bilinear":
+            raise ValueError("size, frame_transform, bins and resize need T (frames); got T=None")
         return cls(root, split, transform, **kwargs)
-    frames = ToFrames(cls.sensor_size, T, bins=bins, size=size) if cls is not NOmniglot else None
-    return cls(root, split, _Compose(transform, frames, frame_transform), **kwargs)
+    ds = cls(root, split, None, **kwargs)
+    # the instance's sensor (N-Omniglot's depends on its crop argument)
+    ds.transform = _Compose(
+        transform, ToFrames(ds.sensor_size, T, bins=bins, size=size, resize=resize), frame_transform
+    )
+    return ds
