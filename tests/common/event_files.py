@@ -271,3 +271,33 @@ def make_nomniglot_root(
                 out[(part, alphabet, c)] = (ev, table)
                 gid += 1
     return out
+
+
+def make_cep_root(root: Path, per_class: int = 4, *, seed: int = 0, images: bool = True, n_events: int = 30):
+    """A synthetic CEP-DVS root: ``pathFile.csv`` (a header, then rows ``i img <stem>.jpg 0 <class> ...``:
+    the class is the fifth token), ``data/MAT/img/<stem:05d>.mat`` with label ``i % 20`` (classes interleave,
+    so the per-class order matters) and, with ``images``, 8 x 8 PNGs ``data/img/<stem:05d>.png`` whose red
+    channel is the label. Returns ``{stem: (x, y, ts, p)}`` as written (``p`` in {-1, 1})."""
+    from PIL import Image
+
+    from sj_common.data.cepdvs import CEP_CLASSES
+
+    rng = np.random.default_rng(seed)
+    n = 20 * per_class
+    rows = ["index path file flag class extra"]
+    out = {}
+    for i in range(n):
+        label = i % 20
+        rows.append(f"{i} img {i:05d}.jpg 0 {CEP_CLASSES[label]} {label}")
+        x, y = rng.integers(0, 240, n_events), rng.integers(0, 180, n_events)
+        ts = np.sort(rng.integers(0, 100_000, n_events))
+        p = rng.choice([-1, 1], n_events)
+        write_cep_mat(root / "data" / "MAT" / "img" / f"{i:05d}.mat", x, y, ts, p)
+        out[i] = (x, y, ts, p)
+        if images:
+            (root / "data" / "img").mkdir(parents=True, exist_ok=True)
+            img = np.zeros((8, 8, 3), np.uint8)
+            img[..., 0] = label
+            Image.fromarray(img).save(root / "data" / "img" / f"{i:05d}.png")
+    (root / "pathFile.csv").write_text("\n".join(rows) + "\n")
+    return out

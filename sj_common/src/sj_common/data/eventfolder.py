@@ -125,9 +125,18 @@ class _EventFolder(Dataset):
         return self._read_checked(self.files[index], self.max_duration_us)
 
     @classmethod
-    def _read_checked(cls, path: Path, max_duration_us: int | None) -> np.ndarray:
+    def _read_checked(
+        cls,
+        path: Path,
+        max_duration_us: int | None,
+        *,
+        read: Callable[[Path], np.ndarray] | None = None,
+        sensor_size: tuple | None = None,
+    ) -> np.ndarray:
+        """``read`` (default ``cls._read``) then the event checks against ``sensor_size`` (default the
+        class's file sensor); every failure but ImportError is a ValueError naming the file."""
         try:
-            ev = cls._read(path)
+            ev = (read or cls._read)(path)
         except ImportError:
             raise
         except ValueError as e:
@@ -138,7 +147,7 @@ class _EventFolder(Dataset):
             raise ValueError(f"{cls.name}: cannot read {path}: {e}") from e
         if len(ev) == 0:
             raise ValueError(f"{cls.name}: {path} holds no events")
-        sensor = cls.file_sensor_size or cls.sensor_size or (None, None, 2)
+        sensor = sensor_size or cls.file_sensor_size or cls.sensor_size or (None, None, 2)
         return check_events(ev, sensor, source=f"{cls.name}: {path}", max_duration_us=max_duration_us)
 
     def __getitem__(self, index: int):

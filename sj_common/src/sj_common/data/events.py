@@ -1,7 +1,7 @@
 """Event-camera data sets read from a local root (never downloaded).
 
 Data sets: N-MNIST, N-Caltech101, CIFAR10-DVS, DVS128 Gesture, and from their own modules N-Omniglot
-(:mod:`sj_common.data.nomniglot`).
+(:mod:`sj_common.data.nomniglot`) and CEP-DVS (:mod:`sj_common.data.cepdvs`).
 
 Why not tonic's data set classes directly: tonic 1.7 starts a download whenever its (strict) file check
 fails, lists N-Caltech101 / CIFAR10-DVS files in file-system order and gives N-Caltech101 string labels.
@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from .cepdvs import CEPDVS
 from .eventarray import EVENT_DTYPE, as_events, check_event_columns, check_events
 from .eventfolder import (  # noqa: F401  (re-exported: the readers' shared parts)
     _NO_DOWNLOAD,
@@ -51,6 +52,7 @@ from .splits import train_test_split as _train_test
 __all__ = [
     "EVENT_DTYPE",
     "EVENT_DATASETS",
+    "CEPDVS",
     "CIFAR10DVS",
     "DVSGesture",
     "NCaltech101",
@@ -404,6 +406,7 @@ EVENT_DATASETS: dict[str, type] = {
     "cifar10dvs": CIFAR10DVS,
     "dvsgesture": DVSGesture,
     "nomniglot": NOmniglot,
+    "cepdvs": CEPDVS,
 }
 
 
@@ -423,7 +426,7 @@ def event_dataset(
     """Build an event data set by name from a local root.
 
     Args:
-        name: "nmnist", "ncaltech101", "cifar10dvs", "dvsgesture", "nomniglot"; case, "-" and "_" are
+        name: "nmnist", "ncaltech101", "cifar10dvs", "dvsgesture", "nomniglot", "cepdvs"; case, "-" and "_" are
             ignored ("N-MNIST", "CIFAR10_DVS" work).
         root: local folder (see each class for the layout). Nothing is downloaded.
         split: "train" or "test".
@@ -437,7 +440,8 @@ def event_dataset(
         resize: how frames are resized to ``size``: "bilinear" (``align_corners=True``, the transfer
             reference's) or "sum" (every event still counted once); see :class:`ToFrames`.
         **kwargs: passed to the class (``seed``, ``train_fraction`` for N-Caltech101 / CIFAR10-DVS;
-            ``subset``, ``train_drawers``, ``crop`` for N-Omniglot).
+            ``subset``, ``train_drawers``, ``crop`` for N-Omniglot; ``train_portion``, ``test_portion``,
+            ``time_scale``, ``sensor_size`` for CEP-DVS).
     """
     key = name.lower().replace("-", "").replace("_", "").replace(" ", "")
     if key == "dvs128gesture":

@@ -36,6 +36,7 @@ __all__ = [
     "STATIC_DATASETS",
     "CIFAR10",
     "CIFAR100",
+    "CEPImages",
     "MNIST",
     "Caltech101",
     "ImageNetFolder",
@@ -353,6 +354,40 @@ class Omniglot(_ImageFiles):
         super().__init__(samples, classes, transform, "L")
 
 
+class CEPImages(_ImageFiles):
+    """CEP-DVS's static images ``root/data/img/<stem>.<jpg|png>``, RGB, labelled by ``root/pathFile.csv``
+    as the event samples (:mod:`sj_common.data.cepdvs`), 20 classes in the same order.
+
+    ``split``: "train" / "test" use the event set's per-class split (``train_portion``, ``test_portion``,
+    by stem), so that no static partner of a training event is the image of a test recording; "all": every
+    image. Partners are drawn by class (the reference indexed them by position, a class mismatch).
+    """
+
+    name = "CEP-DVS images"
+
+    def __init__(
+        self,
+        root,
+        split: str = "train",
+        transform: Callable | None = None,
+        *,
+        train_portion: float = 0.5,
+        test_portion: float = 0.2,
+    ):
+        from .cepdvs import CEP_CLASSES, cep_split, labelled_stems
+
+        self.root = _root(root, self.name)
+        self.split = _check_split(split, ("train", "test", "all"))
+        exts = (".jpg", ".jpeg", ".png", ".bmp")
+        files, targets = labelled_stems(self.root, self.root / "data" / "img", exts, "image")
+        super().__init__([(str(f), int(t)) for f, t in zip(files, targets)], CEP_CLASSES, transform, "RGB")
+        if self.split != "all":
+            train, test = cep_split(self.targets, train_portion, test_portion)
+            keep = train if self.split == "train" else test
+            self.samples = [self.samples[i] for i in keep]
+            self.targets = self.targets[keep]
+
+
 _IMAGENET_LAYOUT = """  root/train/<wnid>/*.JPEG  (1,000 class folders, e.g. n01440764)
   root/val/<wnid>/*.JPEG    (the 50,000 validation images sorted into the same class folders)"""
 
@@ -407,12 +442,13 @@ STATIC_DATASETS: dict[str, type] = {
     "caltech101": Caltech101,
     "omniglot": Omniglot,
     "imagenet": ImageNetFolder,
+    "cepdvs": CEPImages,
 }
 
 
 def static_dataset(name: str, root, split: str = "train", transform: Callable | None = None, **kwargs):
     """Build a static image data set by name ("mnist", "cifar10", "cifar100", "caltech101", "omniglot",
-    "imagenet"; case, "-" and "_" ignored) from a local root. Nothing is downloaded. ``transform`` maps a
+    "imagenet", "cepdvs"; case, "-" and "_" ignored) from a local root. Nothing is downloaded. ``transform`` maps a
     PIL image to what the item holds (default: ToTensor, float32 [C, H, W] in [0, 1]); ``kwargs`` go to
     the class (e.g. ``classes``/``seed`` for Caltech101, ``subset`` for Omniglot, ``verify_md5`` for CIFAR).
     """
