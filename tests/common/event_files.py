@@ -279,7 +279,6 @@ def make_cep_root(root: Path, per_class: int = 4, *, seed: int = 0, images: bool
     so the per-class order matters) and, with ``images``, 8 x 8 PNGs ``data/img/<stem:05d>.png`` whose red
     channel is the label. Returns ``{stem: (x, y, ts, p)}`` as written (``p`` in {-1, 1})."""
     from PIL import Image
-
     from sj_common.data.cepdvs import CEP_CLASSES
 
     rng = np.random.default_rng(seed)
