@@ -300,3 +300,30 @@ def make_cep_root(root: Path, per_class: int = 4, *, seed: int = 0, images: bool
             Image.fromarray(img).save(root / "data" / "img" / f"{i:05d}.png")
     (root / "pathFile.csv").write_text("\n".join(rows) + "\n")
     return out
+
+
+def make_gesture_release(root: Path, trials: dict, *, seed: int = 0, n: int = 60):
+    """A synthetic original DVS128 Gesture release under ``root/DvsGesture``: ``trials = {"train": [names],
+    "test": [names]}`` (e.g. ``user01_fluorescent``); each trial has ``n`` events (t = 1000 + 50 k us, the last
+    ones past the 2**31 wrap through the packet's ts overflow when ``name`` ends in ``_led``), a special packet
+    first, and a labels csv of 3 gestures (classes 1, 11, 1) cutting [1000, 1500), [1500, 2500), [2500, 3000)
+    of the local clock. Returns ``{name: (x, y, t, p)}``."""
+    rng = np.random.default_rng(seed)
+    folder = root / "DvsGesture"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for split, names in trials.items():
+        (folder / f"trials_to_{split}.txt").write_text("".join(f"{nm}.aedat\n" for nm in names))
+        for nm in names:
+            x, y, p = rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n)
+            t = 1000 + 50 * np.arange(n)
+            overflow = 1 if nm.endswith("_led") else 0
+            write_aedat31(folder / f"{nm}.aedat", x, y, t, p, overflow=overflow)
+            base = overflow << 31
+            rows = [(1, 1000, 1500), (11, 1500, 2500), (1, 2500, 3000)]
+            (folder / f"{nm}_labels.csv").write_text(
+                "class,startTime_usec,endTime_usec\n"
+                + "".join(f"{c},{s + base},{e + base}\n" for c, s, e in rows)
+            )
+            out[nm] = (x, y, t + base, p)
+    return out

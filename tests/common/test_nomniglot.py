@@ -3,6 +3,8 @@ layout, classes, drawer split, csv slicing, crop, frames and the errors that nam
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -156,3 +158,11 @@ def test_layout_errors(tmp_path):
     write_aedat4(folder / "0001.aedat4", _events(30))
     with pytest.raises(FileNotFoundError, match="has no drawer table 0001.csv"):
         NOmniglot(tmp_path, subset="background")
+
+
+def test_missing_aedat_package_is_an_import_error(tmp_path, monkeypatch):
+    make_nomniglot_root(tmp_path, {"background": {"A": 1}})
+    ds = NOmniglot(tmp_path, subset="background")
+    monkeypatch.setitem(sys.modules, "aedat", None)
+    with pytest.raises(ImportError, match="pip install aedat"):
+        ds[0]

@@ -8,7 +8,8 @@ fails, lists N-Caltech101 / CIFAR10-DVS files in file-system order and gives N-C
 So each class here lists the files itself (sorted, labels from the folder layout, no event is read), checks
 the layout first and raises :class:`FileNotFoundError` naming the expected paths, and reads samples with
 tonic's readers (``tonic.io.read_mnist_file`` for N-MNIST/N-Caltech101 ``.bin``, ``tonic.io.read_aedat4``
-for the CIFAR10-DVS re-release, tonic's ``.npy`` layout for DVS128 Gesture). The original CIFAR10-DVS
+for the CIFAR10-DVS re-release, tonic's ``.npy`` layout for DVS128 Gesture, SpikingJelly's AEDAT 3.1
+reader for its original release). The original CIFAR10-DVS
 ``.aedat`` files (AER-DAT 2.0) have no tonic 1.7 reader; :func:`read_cifar10dvs_aedat` decodes them.
 
 tonic is GPL-3.0 and optional (``pip install 'sj-common[events]'``): it is imported only when a sample is
@@ -46,6 +47,7 @@ from .eventfolder import (  # noqa: F401  (re-exported: the readers' shared part
     _tonic,
 )
 from .frames import ToFrames
+from .gesture_aedat import GESTURE_AEDAT_LAYOUT, list_gesture_trials, read_gesture_aedat, read_gesture_labels
 from .nomniglot import NOmniglot
 from .splits import train_test_split as _train_test
 
@@ -308,18 +310,24 @@ def _load_npy(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
-_GESTURE_LAYOUT = """  root/DVSGesture/ibmGestureTrain/user01_fluorescent/0.npy ... 10.npy  (tonic 1.7's preprocessed
+_GESTURE_LAYOUT = (
+    """  root/DVSGesture/ibmGestureTrain/user01_fluorescent/0.npy ... 10.npy  (tonic 1.7's preprocessed
   root/DVSGesture/ibmGestureTest/user24_fluorescent/*.npy              release; also root/ibmGestureTrain/)
-  each <label>.npy an [N, 4] array of (x, y, p, t in ms), label 0..10"""
+  each <label>.npy an [N, 4] array of (x, y, p, t in ms), label 0..10
+  or the original IBM release (read through SpikingJelly's AEDAT 3.1 reader):
+"""
+    + GESTURE_AEDAT_LAYOUT
+)
 
 
 class DVSGesture(_EventFolder):
     """DVS128 Gesture (Amir et al. 2017), tonic's preprocessed layout: one ``<label>.npy`` per gesture,
     users 1-23 train / 24-29 test (official split), 11 classes, 128x128 DVS.
 
-    The original IBM release (``DvsGesture/*.aedat`` + ``*_labels.csv``) is not read here (tonic 1.7 reads
-    only its preprocessed copy); a root holding it gets an error saying so. ``.users`` and ``.lighting``
-    give each sample's user number and lighting condition.
+    A root holding only the original IBM release (``DvsGesture/*.aedat`` + ``*_labels.csv`` + the trials
+    lists) is read through SpikingJelly's AEDAT 3.1 reader, one item per labels-csv row, as SpikingJelly
+    cuts it (:mod:`sj_common.data.gesture_aedat`; 1,176 / 288 samples; ``.release`` is then "original",
+    else "tonic"). ``.users`` and ``.lighting`` give each sample's user number and lighting condition.
     """
 
     name = "DVS128 Gesture"
@@ -342,12 +350,12 @@ class DVSGesture(_EventFolder):
         super().__init__(root, split, transform)
         r = self.root
         sub = "ibmGestureTrain" if self.split == "train" else "ibmGestureTest"
+        self.release = "tonic"
+        self.classes = list(self.class_names)
         for orig in (r / "DvsGesture" / "trials_to_train.txt", r / "trials_to_train.txt"):
             if orig.is_file() and not (r / "DVSGesture" / sub).is_dir() and not (r / sub).is_dir():
-                raise FileNotFoundError(
-                    f"{self.name}: {orig.parent} is the original IBM release (.aedat + csv), which this loader "
-                    f"does not read; it reads tonic's preprocessed layout:\n{_GESTURE_LAYOUT}"
-                )
+                self._list_original(orig.parent)
+                return
         folder = _find_dir([r / "DVSGesture" / sub, r / sub], self.name, _GESTURE_LAYOUT)
         users = sorted(p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"user\d+_.+", p.name))
         if not users:
@@ -367,10 +375,41 @@ class DVSGesture(_EventFolder):
         if not files:
             raise FileNotFoundError(f"no .npy files under {folder}\nExpected layout:\n{_GESTURE_LAYOUT}")
         self.files, self.targets = files, np.asarray(targets, dtype=np.int64)
-        self.classes = list(self.class_names)
+
+    def _list_original(self, folder: Path) -> None:
+        """One item per labels-csv row of the split's trials (the csv files are read, no event)."""
+        self.release = "original"
+        self.files, self.label_files, self.slices, self.users, self.lighting = [], [], [], [], []
+        targets = []
+        for aedat, csv in list_gesture_trials(folder, self.split):
+            user, light = aedat.stem.split("_", 1)
+            for k, (label, start, end) in enumerate(read_gesture_labels(csv)):
+                self.files.append(aedat)
+                self.label_files.append((csv, k + 2))  # the csv and the item's line in it
+                self.slices.append((int(start), int(end)))
+                targets.append(int(label))
+                self.users.append(int(user[4:]) if user[4:].isdigit() else -1)
+                self.lighting.append(light)
+        self.targets = np.asarray(targets, dtype=np.int64)
+
+    def _read_item(self, index: int) -> np.ndarray:
+        if self.release != "original":
+            return super()._read_item(index)
+        ev = self._read_checked(self.files[index], self.max_duration_us)  # the whole trial, checked
+        start, end = self.slices[index]
+        ev = ev[(ev["t"] >= start) & (ev["t"] < end)]
+        if len(ev) == 0:
+            csv, line = self.label_files[index]
+            raise ValueError(
+                f"{self.name}: {csv} line {line}: the gesture [{start}, {end}) us holds no event of "
+                f"{self.files[index]}"
+            )
+        return ev
 
     @classmethod
     def _read(cls, path: Path) -> np.ndarray:
+        if path.suffix == ".aedat":
+            return read_gesture_aedat(path)
         arr = _load_npy(path)
         if arr.ndim != 2 or arr.shape[1] != 4:
             raise ValueError(f"expected an [N, 4] array (x, y, p, t_ms), got shape {arr.shape}")
