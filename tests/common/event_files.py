@@ -327,3 +327,21 @@ def make_gesture_release(root: Path, trials: dict, *, seed: int = 0, n: int = 60
             )
             out[nm] = (x, y, t + base, p)
     return out
+
+
+def make_omniglot_root(root: Path, layout: dict, size: int = 12) -> None:
+    """Torchvision-layout Omniglot PNGs for the characters of ``layout`` (as :func:`make_nomniglot_root`):
+    ``omniglot-py/images_<part>/<alphabet>/characterNN/<id>_01.png .. _20.png``, white with one dark pixel."""
+    from PIL import Image
+
+    gid = 1
+    for part, alphabets in layout.items():
+        for alphabet, n_chars in alphabets.items():
+            for c in range(1, n_chars + 1):
+                folder = root / "omniglot-py" / f"images_{part}" / alphabet / f"character{c:02d}"
+                folder.mkdir(parents=True, exist_ok=True)
+                for d in range(1, 21):
+                    img = np.full((size, size), 255, np.uint8)
+                    img[c % size, d % size] = 0
+                    Image.fromarray(img, mode="L").save(folder / f"{gid:04d}_{d:02d}.png")
+                gid += 1

@@ -300,6 +300,9 @@ class Omniglot(_ImageFiles):
         split: "train" (first ``train_drawers`` drawings of each character, sorted by file name), "test"
             (the rest) or "all".
         train_drawers: 15 (N-Omniglot's drawers 0-14 / 15-19).
+        classes: ``<alphabet>/<character>`` names, in label order, to pick and order the characters by name
+            (e.g. ``NOmniglot(...).classes``: static and event classes then pair by name, not by position;
+            a name not found in ``subset`` is a FileNotFoundError). None: every character, sorted.
     """
 
     name = "Omniglot"
@@ -312,6 +315,7 @@ class Omniglot(_ImageFiles):
         *,
         subset: str = "all",
         train_drawers: int = 15,
+        classes: Sequence[str] | None = None,
     ):
         self.root = _root(root, self.name)
         self.split = _check_split(split, ("train", "test", "all"))
@@ -325,7 +329,7 @@ class Omniglot(_ImageFiles):
         if not isinstance(train_drawers, int) or train_drawers < 1:
             raise ValueError(f"train_drawers must be a positive int, got {train_drawers!r}")
         self.subset = subset
-        samples, classes = [], []
+        found = []
         for part in parts[subset]:
             cands = [self.root / "omniglot-py" / f"images_{part}", self.root / f"images_{part}"]
             folder = next((c for c in cands if c.is_dir()), None)
@@ -340,17 +344,28 @@ class Omniglot(_ImageFiles):
             )
             if not chars:
                 raise FileNotFoundError(f"{self.name}: no <alphabet>/<character> folders in {folder}")
-            for char in chars:
-                pngs = sorted(char.glob("*.png"))
-                if len(pngs) <= train_drawers:
-                    raise ValueError(
-                        f"{self.name}: {char} holds {len(pngs)} png drawings; need more than "
-                        f"train_drawers={train_drawers} for a train/test split (Omniglot has 20)"
-                    )
-                label = len(classes)
-                classes.append(f"{char.parent.name}/{char.name}")
-                keep = {"train": pngs[:train_drawers], "test": pngs[train_drawers:], "all": pngs}[self.split]
-                samples += [(str(p), label) for p in keep]
+            found += chars
+        if classes is not None:
+            by_name = {f"{c.parent.name}/{c.name}": c for c in found}
+            missing = [n for n in classes if n not in by_name]
+            if missing or not classes:
+                raise FileNotFoundError(
+                    f"{self.name}: {len(missing)} of the {len(classes)} requested characters are not in "
+                    f"subset {subset!r} under {self.root}: {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+                )
+            found = [by_name[n] for n in classes]
+        samples, classes = [], []
+        for char in found:
+            pngs = sorted(char.glob("*.png"))
+            if len(pngs) <= train_drawers:
+                raise ValueError(
+                    f"{self.name}: {char} holds {len(pngs)} png drawings; need more than "
+                    f"train_drawers={train_drawers} for a train/test split (Omniglot has 20)"
+                )
+            label = len(classes)
+            classes.append(f"{char.parent.name}/{char.name}")
+            keep = {"train": pngs[:train_drawers], "test": pngs[train_drawers:], "all": pngs}[self.split]
+            samples += [(str(p), label) for p in keep]
         super().__init__(samples, classes, transform, "L")
 
 
