@@ -117,6 +117,11 @@ def read_cep_mat(path, time_scale: int = 1) -> np.ndarray:
         cols["x"], cols["y"], cols["ts"].astype(np.float64) * time_scale, np.where(p == -1, 0, p), None,
         source=str(path),
     )  # fmt: skip
+    for k in ("x", "y", "p"):  # an int64 cast of a larger value would wrap silently
+        big = np.abs(cols[k].astype(np.float64)) > 2**31
+        if big.any():
+            i = int(big.argmax())
+            raise ValueError(f"invalid events: field {k!r} at index {i} (the first bad one) is {cols[k][i]}")
     p = cols["p"].astype(np.int64)
     p[p == -1] = 0
     t = cols["ts"].astype(np.int64) * int(time_scale)

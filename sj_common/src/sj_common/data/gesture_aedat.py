@@ -16,24 +16,72 @@ wrap the frames in :class:`~sj_common.data.frames.CachedFrames` to decode each t
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 
 from .eventarray import as_events
 
-__all__ = ["read_gesture_aedat", "read_gesture_labels", "list_gesture_trials", "GESTURE_AEDAT_LAYOUT"]
+__all__ = [
+    "check_aedat31_layout",
+    "read_gesture_aedat",
+    "read_gesture_labels",
+    "list_gesture_trials",
+    "GESTURE_AEDAT_LAYOUT",
+]
 
 GESTURE_AEDAT_LAYOUT = """  root/DvsGesture/userNN_<lighting>.aedat + userNN_<lighting>_labels.csv  (the original IBM release,
   root/DvsGesture/trials_to_train.txt, trials_to_test.txt                 AEDAT 3.1; also root/ directly)
   each labels csv: a header line 'class,startTime_usec,endTime_usec', then one row per gesture (class 1..11)"""
 
 
+def check_aedat31_layout(path) -> int:
+    """Check an AEDAT 3.1 file's packet structure before SpikingJelly's reader sees it; return the number of
+    packets. Header lines as that reader skips them (``#`` lines up to ``#!END-HEADER\r\n``), then 28-byte
+    packet headers whose ``capacity * size`` bytes of events must lie inside the file, and polarity packets
+    (type 1) of at least 8 bytes per event. Why: the reader trusts these numbers (``read(capacity * size)``
+    allocates whatever a corrupted header says, a stride of 0 raises deep inside it); any problem here is a
+    ValueError naming the packet."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        line = f.readline()
+        while line.startswith(b"#"):
+            if line == b"#!END-HEADER\r\n":
+                break
+            line = f.readline()
+        if line != b"#!END-HEADER\r\n":
+            raise ValueError("no '#!END-HEADER' line ends the header (not an AEDAT 3.1 file)")
+        pos, k = f.tell(), 0
+        while pos < size:
+            f.seek(pos)
+            head = f.read(28)
+            if len(head) < 28:
+                raise ValueError(f"packet {k} at byte {pos}: a {len(head)}-byte packet header (28 expected)")
+            kind, _, ev_size, _, _, capacity, _, _ = struct.unpack("<hhiiiiii", head)
+            if ev_size < 0 or capacity < 0 or (kind == 1 and ev_size < 8):
+                raise ValueError(
+                    f"packet {k} at byte {pos}: event size {ev_size} / capacity {capacity} "
+                    "(polarity events take 8 bytes)"
+                )
+            if pos + 28 + ev_size * capacity > size:
+                raise ValueError(
+                    f"packet {k} at byte {pos}: {capacity} events of {ev_size} B run past the end of the "
+                    f"file ({size} B)"
+                )
+            pos += 28 + ev_size * capacity
+            k += 1
+    return k
+
+
 def read_gesture_aedat(path) -> np.ndarray:
     """A whole AEDAT 3.1 trial through ``spikingjelly.datasets.utils.load_aedat_v3``, as a structured array
-    ``x, y, t, p`` (int64, t in microseconds), unchecked."""
+    ``x, y, t, p`` (int64, t in microseconds), unchecked (its packet structure is checked first,
+    :func:`check_aedat31_layout`)."""
     from spikingjelly.datasets.utils import load_aedat_v3
 
+    check_aedat31_layout(path)
     d = load_aedat_v3(str(path))
     return as_events(*(np.asarray(d[k], dtype=np.int64).reshape(-1) for k in ("x", "y", "t", "p")))
 

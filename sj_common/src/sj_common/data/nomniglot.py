@@ -45,7 +45,7 @@ import numpy as np
 from .eventarray import as_events, check_events
 from .eventfolder import _NO_DOWNLOAD, EventFolder
 
-__all__ = ["NOmniglot", "read_aedat4_events", "aedat4_stream_names", "read_drawer_csv"]
+__all__ = ["NOmniglot", "read_aedat4_events", "aedat4_stream_names", "check_aedat4_layout", "read_drawer_csv"]
 
 _LAYOUT = """  root/dvs_background/<alphabet>/characterNN/NNNN.aedat4 + NNNN.csv   (30 alphabets, 964 characters)
   root/dvs_evaluation/<alphabet>/characterNN/NNNN.aedat4 + NNNN.csv   (20 alphabets, 659 characters)
@@ -66,52 +66,107 @@ def _aedat():
 
 
 def aedat4_stream_names(path) -> dict[int, tuple[str, str]]:
-    """``{stream id: (typeIdentifier, originalOutputName)}`` from an AEDAT 4.0 file's header.
+    """``{stream id: (typeIdentifier, originalOutputName)}`` from an AEDAT 4.0 file's header (checked as
+    :func:`check_aedat4_layout` checks the whole file)."""
+    return check_aedat4_layout(path)
 
-    The header is ``#!AER-DAT4.0\\r\\n``, a ``uint32`` length and an IOHeader flatbuffer whose third field is
-    the XML description of the streams; only that string is read here (aedat decodes the events).
+
+def _u(fmt: str, buf: bytes, pos: int, what: str):
+    if pos < 0 or pos + struct.calcsize(fmt) > len(buf):
+        raise ValueError(f"{what} at byte {pos} lies outside the {len(buf)}-byte header")
+    return struct.unpack_from(fmt, buf, pos)[0]
+
+
+def check_aedat4_layout(path) -> dict[int, tuple[str, str]]:
+    """Check an AEDAT 4.0 file's structure before it reaches the decoder; return its streams
+    ``{id: (typeIdentifier, originalOutputName)}``.
+
+    The file is ``#!AER-DAT4.0\r\n``, a ``uint32`` length, an IOHeader flatbuffer (compression,
+    file_data_position, the XML description of the streams), then packets ``int32 stream id, uint32 size,
+    payload`` up to file_data_position (or the end). Why here: aedat trusts these numbers; a corrupted size
+    makes it allocate up to 4 GB and abort the whole process (found by the fuzz test), and it reads the
+    IOHeader without bounds checks. So every offset of the header, every packet's stream id and size are
+    checked against the file (reading 8 bytes per packet, not the payloads); any problem is a ValueError.
     """
     import xml.etree.ElementTree as ET
 
     path = Path(path)
+    size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(len(_MAGIC) + 4)
         if len(head) < len(_MAGIC) + 4 or head[: len(_MAGIC)] != _MAGIC:
             raise ValueError(f"{path}: not an AEDAT 4.0 file (no '#!AER-DAT4.0' magic line)")
         (n,) = struct.unpack("<I", head[len(_MAGIC) :])
+        data_start = len(_MAGIC) + 4 + n
+        if data_start > size:
+            raise ValueError(
+                f"{path}: the header claims {n} bytes, the file holds {size - len(head)} after it"
+            )
         buf = f.read(n)
-    try:
-        (root,) = struct.unpack_from("<I", buf, 0)
-        (soff,) = struct.unpack_from("<i", buf, root)
-        vt = root - soff
-        (vt_size,) = struct.unpack_from("<H", buf, vt)
-        if vt_size < 10:
-            raise ValueError("the IOHeader has no description field")
-        (field,) = struct.unpack_from("<H", buf, vt + 8)
-        if field == 0:
-            raise ValueError("the IOHeader has no description")
-        pos = root + field
-        (rel,) = struct.unpack_from("<I", buf, pos)
-        (length,) = struct.unpack_from("<I", buf, pos + rel)
-        start = pos + rel + 4
-        if start + length > len(buf):
-            raise ValueError("the description runs past the header")
-        xml = buf[start : start + length].decode("utf-8")
-        doc = ET.fromstring(xml)
-    except (struct.error, UnicodeDecodeError, ET.ParseError, ValueError) as e:
-        raise ValueError(f"{path}: unreadable AEDAT 4.0 header: {e}") from e
-    out = {}
-    for out_info in doc.iter("node"):
-        if out_info.get("name") != "outInfo":
-            continue
-        for node in out_info.findall("node"):
-            attrs = {a.get("key"): (a.text or "") for a in node.findall("attr")}
-            if (node.get("name") or "").isdigit():
-                out[int(node.get("name"))] = (
-                    attrs.get("typeIdentifier", ""),
-                    attrs.get("originalOutputName", ""),
+        try:
+            root = _u("<I", buf, 0, "the root offset")
+            vt = root - _u("<i", buf, root, "the IOHeader table")
+            vt_size = _u("<H", buf, vt, "the IOHeader vtable")
+            table_size = _u("<H", buf, vt + 2, "the IOHeader vtable")
+            if vt_size < 4 or vt + vt_size > len(buf) or root + table_size > len(buf):
+                raise ValueError(
+                    f"the IOHeader vtable ({vt_size} B at {vt}) or table does not fit the header"
                 )
-    return out
+            fields = []
+            for i, width in enumerate((4, 8, 4)):  # compression int32, file_data_position int64, description
+                off = _u("<H", buf, vt + 4 + 2 * i, "a vtable entry") if 4 + 2 * i < vt_size else 0
+                if off and (off + width > table_size):
+                    raise ValueError(f"IOHeader field {i} at table offset {off} lies outside its table")
+                fields.append(off)
+            compression = _u("<i", buf, root + fields[0], "compression") if fields[0] else 0
+            fdp = _u("<q", buf, root + fields[1], "file_data_position") if fields[1] else -1
+            if compression not in range(5):
+                raise ValueError(
+                    f"compression {compression} is not one of 0..4 (none, LZ4, LZ4 high, Zstd, Zstd high)"
+                )
+            if not fields[2]:
+                raise ValueError("the IOHeader has no description of the streams")
+            pos = root + fields[2]
+            start = pos + _u("<I", buf, pos, "the description offset")
+            length = _u("<I", buf, start, "the description length")
+            if start + 4 + length > len(buf):
+                raise ValueError("the description runs past the header")
+            doc = ET.fromstring(buf[start + 4 : start + 4 + length].decode("utf-8"))
+        except (UnicodeDecodeError, ET.ParseError, ValueError) as e:
+            raise ValueError(f"{path}: unreadable AEDAT 4.0 header: {e}") from e
+        streams = {}
+        for out_info in doc.iter("node"):
+            if out_info.get("name") != "outInfo":
+                continue
+            for node in out_info.findall("node"):
+                attrs = {a.get("key"): (a.text or "") for a in node.findall("attr")}
+                if (node.get("name") or "").isdigit():
+                    streams[int(node.get("name"))] = (
+                        attrs.get("typeIdentifier", ""),
+                        attrs.get("originalOutputName", ""),
+                    )
+        end = size if fdp < 0 else fdp
+        if not data_start <= end <= size:
+            raise ValueError(
+                f"{path}: file_data_position {fdp} lies outside the packets ({data_start}..{size})"
+            )
+        pos, k = data_start, 0
+        while pos < end:
+            if pos + 8 > end:
+                raise ValueError(f"{path}: packet {k} at byte {pos}: its 8-byte header runs past byte {end}")
+            f.seek(pos)
+            sid, length = struct.unpack("<iI", f.read(8))
+            if sid not in streams:
+                raise ValueError(
+                    f"{path}: packet {k} at byte {pos}: stream id {sid} is none of {sorted(streams)}"
+                )
+            if pos + 8 + length > end:
+                raise ValueError(
+                    f"{path}: packet {k} at byte {pos}: its size {length} B runs past byte {end} (file of {size} B)"
+                )
+            pos += 8 + length
+            k += 1
+    return streams
 
 
 def read_aedat4_events(path, stream: str = "events") -> np.ndarray:
@@ -119,9 +174,29 @@ def read_aedat4_events(path, stream: str = "events") -> np.ndarray:
     structured array ``x, y, t, p`` (int64; ``p`` 1 = ON), unchecked. With one events stream its name is
     not required; with several, the one named ``stream`` is taken (ValueError naming the file if none is)."""
     path = Path(path)
-    names = aedat4_stream_names(path)
-    decoder = _aedat().Decoder(str(path))
-    ids = [i for i, s in decoder.id_to_stream().items() if s.get("type") == "events"]
+    names = check_aedat4_layout(path)
+    aedat = _aedat()
+    try:
+        decoder = aedat.Decoder(str(path))
+        ids = [i for i, s in decoder.id_to_stream().items() if s.get("type") == "events"]
+        target = _pick_stream(path, ids, names, stream)
+        packets = [p["events"] for p in decoder if p["stream_id"] == target]
+    except ValueError:
+        raise
+    except BaseException as e:
+        # aedat reports a bad packet as RuntimeError, or as a Rust panic (pyo3's PanicException, which
+        # derives from BaseException); neither may stop a training run
+        if isinstance(e, Exception) or type(e).__name__ == "PanicException":
+            raise ValueError(f"{path}: the aedat decoder refused the file: {type(e).__name__}: {e}") from e
+        raise
+    if not packets:
+        return as_events([], [], [], [])
+    raw = np.concatenate(packets)
+    on = raw["on"] if "on" in raw.dtype.names else raw["p"]
+    return as_events(raw["x"], raw["y"], raw["t"].astype(np.int64), on.astype(np.int64))
+
+
+def _pick_stream(path: Path, ids: list[int], names: dict, stream: str) -> int:
     if not ids:
         raise ValueError(f"{path}: no events stream in the file (streams: {names})")
     named = [i for i in ids if names.get(i, ("", ""))[1] == stream]
@@ -134,12 +209,7 @@ def read_aedat4_events(path, stream: str = "events") -> np.ndarray:
             f"{path}: {len(ids)} events streams {sorted(names.get(i, ('', ''))[1] for i in ids)}, "
             f"expected exactly one named {stream!r}"
         )
-    packets = [p["events"] for p in decoder if p["stream_id"] == target]
-    if not packets:
-        return as_events([], [], [], [])
-    raw = np.concatenate(packets)
-    on = raw["on"] if "on" in raw.dtype.names else raw["p"]
-    return as_events(raw["x"], raw["y"], raw["t"].astype(np.int64), on.astype(np.int64))
+    return target
 
 
 def read_drawer_csv(path) -> np.ndarray:
