@@ -137,8 +137,8 @@ def test_bad_recordings_name_the_file(tmp_path):
     ds = NOmniglot(tmp_path, "train", subset="background")
     with pytest.raises(ValueError, match=rf"{path}: invalid events: field 'x' at index 5 .*\[0, 346\)"):
         ds[0]
-    path.write_bytes(path.read_bytes()[:-7])  # truncated packet
-    with pytest.raises(ValueError, match=rf"cannot read {path}"):
+    path.write_bytes(path.read_bytes()[:-7])  # truncated packet: refused before the decoder sees it
+    with pytest.raises(ValueError, match=rf"{path}: packet 4 at byte \d+: its size \d+ B runs past byte"):
         ds[0]
     path.write_bytes(b"#!AER-DAT3.1\r\n")
     with pytest.raises(ValueError, match="not an AEDAT 4.0 file"):
@@ -166,3 +166,22 @@ def test_missing_aedat_package_is_an_import_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "aedat", None)
     with pytest.raises(ImportError, match="pip install aedat"):
         ds[0]
+
+
+def test_static_omniglot_pairs_by_name(tmp_path):
+    from sj_common.data import static_dataset
+
+    from .event_files import make_omniglot_root
+
+    make_omniglot_root(tmp_path, LAYOUT)
+    names = ["Z_script/character01", "A_script/character01"]  # any order: labels follow the given names
+    st = static_dataset("omniglot", tmp_path, "train", classes=names)
+    assert st.classes == names and len(st) == 2 * 15
+    assert all(f"/{names[t]}/" in p for p, t in st.samples)
+    make_nomniglot_root(tmp_path, LAYOUT)
+    ev = NOmniglot(tmp_path, "train")
+    assert static_dataset("omniglot", tmp_path, "train", classes=ev.classes).classes == ev.classes
+    with pytest.raises(FileNotFoundError, match=r"1 of the 2 requested characters .*'Q_script/character09'"):
+        static_dataset(
+            "omniglot", tmp_path, "train", classes=["A_script/character01", "Q_script/character09"]
+        )
