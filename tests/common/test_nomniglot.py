@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("tonic")
 pytest.importorskip("aedat")
@@ -95,6 +96,14 @@ def test_frames_through_event_dataset(tmp_path):
     ev, y2 = raw[3]
     assert tuple(x.shape) == (12, 2, 28, 28) and y == y2
     assert float(x.sum()) == pytest.approx(len(ev), rel=1e-5)  # "sum": every event counted once
+    freq = event_dataset(
+        "nomniglot", tmp_path, "test", T=12, size=28, bins="cover", resize="sum", normalize="max"
+    )
+    z, _ = freq[3]
+    peak = x.amax(dim=(-2, -1))
+    assert float(z.max()) == 1.0 and torch.equal(z, x / torch.where(peak > 0, peak, 1)[..., None, None])
+    with pytest.raises(ValueError, match="normalize must be None or 'max', got 'sum'"):
+        event_dataset("nomniglot", tmp_path, "test", T=12, size=28, normalize="sum")
     uncropped = event_dataset(
         "nomniglot", tmp_path, "test", T=4, size=28, crop=False, resize="sum", bins="cover"
     )

@@ -68,7 +68,9 @@ def _lr(cfg, model):
 def test_configs_follow_the_reference_scripts_and_take_a_first_step():
     n = RECIPE.config("nomniglot")
     d, t, m = n.data, n.train, n.method
-    assert (d.T, d.size, t.batch_size, t.epochs, d.num_classes, d.resize) == (12, 28, 16, 50, 1623, "sum")
+    assert (d.T, d.size, t.batch_size, t.epochs, d.num_classes, d.resize, d.frame_norm) == (
+        12, 28, 16, 50, 1623, "sum", "max",
+    )  # fmt: skip
     assert (t.scheduler, t.lr_step_epochs, t.lr_gamma, t.warmup_epochs, m.tet, m.regularization) == (
         "step", 40, 0.1, 5, False, "none",
     )  # fmt: skip

@@ -77,7 +77,9 @@ class TransferData:
     ``--DVS-DA``, a horizontal flip and a rotation up to 15 degrees per sample after the random crop
     (:class:`~sj_transfer.train.FlipRotateFrames`; false: the crop alone); ``resize``: how event frames are
     brought to ``size`` (``bilinear``, the reference's; ``sum``: events binned into the smaller grid, every
-    event counted, for N-Omniglot's 250 -> 28, see :class:`sj_common.data.ToFrames`).
+    event counted, for N-Omniglot's 250 -> 28, see :class:`sj_common.data.ToFrames`); ``frame_norm``: null
+    (event counts, the reference's for N-Caltech101 / CIFAR10-DVS / CEP-DVS) or ``max`` (each frame and
+    polarity scaled to a maximum of 1: the N-Omniglot reference's ``frequency`` frames).
 
     Static partners are paired by class name where the data sets allow it: Omniglot's characters are
     selected and ordered by the event set's ``<alphabet>/characterNN`` names (N-Omniglot)."""
@@ -100,12 +102,15 @@ class TransferData:
     samples_per_epoch: int | None = None
     dvs_augment: bool = False
     resize: str = "bilinear"
+    frame_norm: str | None = None
 
     def __post_init__(self) -> None:
         from sj_common.data.emulator import EMULATOR_PRESETS
 
         if self.resize not in ("bilinear", "sum"):
             raise ValueError(f"resize: expected 'bilinear' or 'sum', got {self.resize!r}")
+        if self.frame_norm not in (None, "max"):
+            raise ValueError(f"frame_norm: expected null or 'max', got {self.frame_norm!r}")
 
         if self.preset not in EMULATOR_PRESETS:
             raise ValueError(f"preset: expected one of {sorted(EMULATOR_PRESETS)}, got {self.preset!r}")
@@ -257,8 +262,9 @@ class TransferRecipe(Recipe):
             static_size = None
         else:
             event_root, static_root = _roots(data_root, d.event, d.static)
-            full = D.event_dataset(d.event, event_root, "train", T=d.T, size=d.size, resize=d.resize)
-            test = D.event_dataset(d.event, event_root, "test", T=d.T, size=d.size, resize=d.resize)
+            frames = {"T": d.T, "size": d.size, "resize": d.resize, "normalize": d.frame_norm}
+            full = D.event_dataset(d.event, event_root, "train", **frames)
+            test = D.event_dataset(d.event, event_root, "test", **frames)
             tr_idx, va_idx = D.stratified_split(
                 full.targets, [1.0 - d.val_fraction, d.val_fraction], seed=d.split_seed
             )

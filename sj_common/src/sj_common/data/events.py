@@ -460,6 +460,7 @@ def event_dataset(
     frame_transform: Callable | None = None,
     bins: str = "tonic",
     resize: str = "bilinear",
+    normalize: str | None = None,
     **kwargs,
 ) -> Dataset:
     """Build an event data set by name from a local root.
@@ -478,6 +479,8 @@ def event_dataset(
             event counted); see :func:`sj_common.data.frames.events_to_frames`.
         resize: how frames are resized to ``size``: "bilinear" (``align_corners=True``, the transfer
             reference's) or "sum" (every event still counted once); see :class:`ToFrames`.
+        normalize: None (event counts) or "max" (each frame and polarity scaled to a maximum of 1, the
+            N-Omniglot reference's ``frequency`` frames); see :class:`ToFrames`.
         **kwargs: passed to the class (``seed``, ``train_fraction`` for N-Caltech101 / CIFAR10-DVS;
             ``subset``, ``train_drawers``, ``crop`` for N-Omniglot; ``train_portion``, ``test_portion``,
             ``time_scale``, ``sensor_size`` for CEP-DVS).
@@ -489,12 +492,20 @@ def event_dataset(
         raise ValueError(f"unknown event data set {name!r}; expected one of {sorted(EVENT_DATASETS)}")
     cls = EVENT_DATASETS[key]
     if T is None:
-        if size is not None or frame_transform is not None or bins != "tonic" or resize != "bilinear":
-            raise ValueError("size, frame_transform, bins and resize need T (frames); got T=None")
+        if (
+            size is not None
+            or frame_transform is not None
+            or bins != "tonic"
+            or resize != "bilinear"
+            or normalize
+        ):
+            raise ValueError("size, frame_transform, bins, resize and normalize need T (frames); got T=None")
         return cls(root, split, transform, **kwargs)
     ds = cls(root, split, None, **kwargs)
     # the instance's sensor (N-Omniglot's depends on its crop argument)
     ds.transform = _Compose(
-        transform, ToFrames(ds.sensor_size, T, bins=bins, size=size, resize=resize), frame_transform
+        transform,
+        ToFrames(ds.sensor_size, T, bins=bins, size=size, resize=resize, normalize=normalize),
+        frame_transform,
     )
     return ds

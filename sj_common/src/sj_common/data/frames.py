@@ -137,6 +137,9 @@ class ToFrames:
       Why: a large reduction (N-Omniglot's 250 -> 28) point-samples with bilinear ``align_corners=True``
       and loses most of a thin stroke's events (and torch's "area" mode double-counts at overlapping
       window edges when the factor is not an integer).
+    * ``normalize``: None (counts, default) or ``"max"``: each (frame, polarity) divided by its largest value
+      (an all-zero one stays zero), last. That is the N-Omniglot reference's ``frequency`` frames: counts
+      divided by the bin duration and then by their maximum, where the duration cancels.
     * ``sensor_size=None`` (N-Caltech101, sizes vary): each sample is framed on its own box (max x + 1,
       max y + 1, always 2 polarities, unlike tonic's inference, which drops an absent polarity).
 
@@ -154,8 +157,11 @@ class ToFrames:
         binarize: bool = False,
         size: tuple[int, int] | int | None = None,
         resize: str = "bilinear",
+        normalize: str | None = None,
     ):
         T = _check_T(T)
+        if normalize not in (None, "max"):
+            raise ValueError(f"normalize must be None or 'max', got {normalize!r}")
         if resize not in ("bilinear", "sum"):
             raise ValueError(f"resize must be 'bilinear' or 'sum', got {resize!r}")
         if size is not None:
@@ -176,7 +182,7 @@ class ToFrames:
             raise ValueError(f"bins must be 'cover' or 'tonic', got {bins!r}")
         self.sensor_size = None if sensor_size is None else tuple(sensor_size)
         self.T, self.bins, self.binarize, self.size = T, bins, bool(binarize), size
-        self.resize = resize
+        self.resize, self.normalize = resize, normalize
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:
         sensor = self.sensor_size
@@ -195,6 +201,9 @@ class ToFrames:
         x = torch.from_numpy(fr)
         if self.size is not None and tuple(x.shape[-2:]) != self.size:
             x = torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=True)
+        if self.normalize == "max":
+            peak = x.amax(dim=(-2, -1), keepdim=True)
+            x = x / torch.where(peak > 0, peak, torch.ones_like(peak))
         return x
 
     def __eq__(self, other) -> bool:
@@ -206,7 +215,7 @@ class ToFrames:
     def __repr__(self) -> str:
         return (
             f"ToFrames(sensor_size={self.sensor_size}, T={self.T}, bins={self.bins!r}, "
-            f"binarize={self.binarize}, size={self.size}, resize={self.resize!r})"
+            f"binarize={self.binarize}, size={self.size}, resize={self.resize!r}, normalize={self.normalize!r})"
         )
 
 
