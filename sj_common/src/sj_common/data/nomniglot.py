@@ -28,9 +28,12 @@ train, 16-20 test (24,345 / 8,115 samples).
 Events: ``x, y, t, p`` int64 (``p`` 1 = ON), checked on the whole recording against the 346 x 260 sensor,
 then cropped as the reference crops its frames, rows 4..253 and columns 54..303 (250 x 250, shifted to
 0), so frames from ``event_dataset("nomniglot", ..., T=12, size=28)`` have the reference's field of view.
-Frames differ from the reference's ``frequency`` frames: ours are per-bin event counts in tonic's bins
-over the sample's own duration (as for every other set), the reference divides counts by the bin
-duration and scales each (frame, polarity) to a maximum of 1.
+Frames are per-bin event counts in tonic's bins over the sample's own duration, as for every other set;
+``normalize="max"`` gives the reference's ``frequency`` frames (counts divided by the bin duration, then
+each (frame, polarity) scaled to a maximum of 1: the duration cancels). Remaining differences: tonic's bins
+(``(t_last - t_first) // T`` wide from the first event; the reference's are ``t_last // T`` wide after
+shifting t to 0, the same) and ``resize="sum"`` (events binned into the 28 x 28 grid) where the reference
+resizes 250 x 250 frames.
 """
 
 from __future__ import annotations
