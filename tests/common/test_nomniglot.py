@@ -194,3 +194,35 @@ def test_static_omniglot_pairs_by_name(tmp_path):
         static_dataset(
             "omniglot", tmp_path, "train", classes=["A_script/character01", "Q_script/character09"]
         )
+
+
+def test_few_shot_episodes_over_background_and_evaluation(tmp_path):
+    from sj_common.data import FewShotEpisodes
+
+    make_nomniglot_root(tmp_path, {"background": {"A": 3, "B": 2}, "evaluation": {"Z": 2}})
+    bg = NOmniglot(tmp_path, "train", subset="background")  # meta-train classes
+    sampler = FewShotEpisodes(bg.targets, n_way=3, k_shot=2, k_query=4, episodes=5, seed=1)
+    episodes = list(sampler)
+    assert len(episodes) == 5 and all(len(e) == 3 * 6 for e in episodes)
+    for e in episodes:
+        labels = bg.targets[e].reshape(3, 6)
+        assert len(set(labels[:, 0].tolist())) == 3 and (labels == labels[:, :1]).all()  # class-major
+        assert len(set(e)) == len(e)  # support and query distinct
+    assert episodes != list(sampler)  # a new pass draws new episodes
+    assert list(FewShotEpisodes(bg.targets, 3, 2, 4, episodes=5, seed=1)) == episodes  # seeded
+    sup, qry = sampler.split(torch.arange(18))
+    assert (
+        sup.shape == (3, 2)
+        and qry.shape == (3, 4)
+        and sampler.relabel(torch.zeros(18)).tolist()[:7] == [0] * 6 + [1]
+    )
+    with pytest.raises(ValueError, match=r"labels: expected one episode's \[18\] labels, got shape \(17,\)"):
+        sampler.relabel(torch.zeros(17))
+    ev = NOmniglot(tmp_path, "test", subset="evaluation")  # 2 classes x 5 test drawers
+    with pytest.raises(
+        ValueError, match="n_way: 3 classes per episode need 6 samples each .* only 0 of the 2"
+    ):
+        FewShotEpisodes(ev.targets, 3, 2, 4)
+    assert len(list(FewShotEpisodes(ev.targets, 2, 1, 4, episodes=2))) == 2
+    with pytest.raises(ValueError, match="k_shot: expected an int >= 1, got 0"):
+        FewShotEpisodes(ev.targets, 2, 0)
