@@ -3,6 +3,7 @@ in each supported format, deterministic splits, and every bad input's error."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -255,14 +256,11 @@ def test_cifar10dvs_bad_files(tmp_path):
         ds[i]
 
 
-def test_cifar10dvs_aedat4_needs_aedat_package(tmp_path):
+def test_cifar10dvs_aedat4_needs_aedat_package(tmp_path, monkeypatch):
     pytest.importorskip("tonic")
-    try:
-        import aedat  # noqa: F401
-
-        pytest.skip("aedat installed: the missing-package error cannot be shown")
-    except ImportError:
-        pass
+    monkeypatch.setitem(
+        sys.modules, "aedat", None
+    )  # as without the package: `import aedat` raises ImportError
     write_cifar10dvs(tmp_path, per_class=1)
     f = tmp_path / "dog" / "cifar10_dog_0.aedat"
     f.rename(f.with_suffix(".aedat4"))
@@ -305,11 +303,13 @@ def test_dvsgesture_layout_targets_and_frames(tmp_path):
         ds[2]
 
 
-def test_dvsgesture_original_release_is_named(tmp_path):
+def test_dvsgesture_original_release_names_a_missing_trial(tmp_path):
     (tmp_path / "DvsGesture").mkdir()
     (tmp_path / "DvsGesture" / "trials_to_train.txt").write_text("user01_fluorescent.aedat\n")
-    with pytest.raises(FileNotFoundError, match="original IBM release"):
-        event_dataset("dvsgesture", tmp_path / "DvsGesture", "train")
+    with pytest.raises(
+        FileNotFoundError, match="lists user01_fluorescent.aedat, but .*user01_fluorescent.aedat is missing"
+    ):
+        event_dataset("dvsgesture", tmp_path / "DvsGesture", "train")  # read since issue 20
 
 
 # ---------------------------------------------------------------- errors
@@ -393,9 +393,13 @@ def test_bad_arguments(tmp_path):
         ToFrames((34, 34, 2), 4, bins="even")
     with pytest.raises(ValueError, match="size must be"):
         ToFrames((34, 34, 2), 4, size=(0, 4))
-    with pytest.raises(NotImplementedError, match="tonic 1.7 has no reader"):
+    with pytest.raises(ValueError, match="resize must be 'bilinear' or 'sum', got 'area'"):
+        ToFrames((34, 34, 2), 4, size=8, resize="area")
+    with pytest.raises(ValueError, match="need T"):
+        event_dataset("nmnist", tmp_path, "train", resize="sum")
+    with pytest.raises(FileNotFoundError, match="dvs_background"):  # a reader now (issue 20)
         event_dataset("N-Omniglot", tmp_path, "train", T=12)
-    assert set(EVENT_DATASETS) == {"nmnist", "ncaltech101", "cifar10dvs", "dvsgesture", "nomniglot"}
+    assert set(EVENT_DATASETS) == {"nmnist", "ncaltech101", "cifar10dvs", "dvsgesture", "nomniglot", "cepdvs"}
 
 
 def test_frames_usable_in_a_dataloader_with_workers_pickle(tmp_path):

@@ -24,7 +24,14 @@ from sj_common.data.events import CIFAR10DVS, NMNIST, DVSGesture, event_dataset 
 
 FIXTURE = Path(__file__).parents[2].parent / "shared" / "fixtures" / "events" / "sample_nmnist.bin"
 T = 6
-N_PER_FORMAT = {"nmnist": 300, "cifar10dvs": 150, "dvsgesture": 150}
+N_PER_FORMAT = {
+    "nmnist": 300,
+    "cifar10dvs": 150,
+    "dvsgesture": 150,
+    "nomniglot": 120,
+    "cepdvs": 120,
+    "dvsgesture_aedat": 120,
+}
 STATS: dict[str, dict[str, int]] = {}
 
 
@@ -189,4 +196,51 @@ def test_fuzz_synthetic_dvsgesture_npy(tmp_path):
     assert len(DVSGesture(tmp_path, "train")) == 3
     n = N_PER_FORMAT["dvsgesture"]
     ok, refused = _fuzz("dvsgesture", tmp_path, "train", path, original, _edit_npy(arr), n, 12)
+    assert ok > 0
+
+
+# ---------------------------------------------------------------- issue 20: N-Omniglot, CEP-DVS, DVS Gesture AEDAT 3.1
+def _no_edit(rng, raw: bytes) -> bytes:  # the generic mutations only (no field edit for these formats)
+    b = bytearray(raw)
+    i = int(rng.integers(0, len(b)))
+    b[i] = int(rng.integers(0, 256))
+    return bytes(b)
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_fuzz_synthetic_nomniglot_aedat4(tmp_path, compression):
+    pytest.importorskip("aedat")
+    from .event_files import make_nomniglot_root
+
+    make_nomniglot_root(tmp_path, {"background": {"A": 2}}, compression=compression, n_per_drawer=6)
+    path = next((tmp_path / "dvs_background" / "A" / "character02").glob("*.aedat4"))
+    original = path.read_bytes()
+    kw = {"subset": "background"}
+    n = N_PER_FORMAT["nomniglot"]
+    ok, refused = _fuzz("nomniglot", tmp_path, "train", path, original, _no_edit, n, 13, **kw)
+    assert ok > 0
+
+
+def test_fuzz_synthetic_cepdvs_mat(tmp_path):
+    from .event_files import make_cep_root
+
+    make_cep_root(tmp_path, per_class=2, images=False, n_events=20)
+    path = tmp_path / "data" / "MAT" / "img" / "00005.mat"
+    original = path.read_bytes()
+    kw = {"sensor_size": (240, 180, 2)}  # the fixed-sensor option, so that frames have one shape
+    ok, refused = _fuzz(
+        "cepdvs", tmp_path, "train", path, original, _no_edit, N_PER_FORMAT["cepdvs"], 14, **kw
+    )
+    assert ok > 0
+
+
+def test_fuzz_synthetic_gesture_aedat31(tmp_path):
+    from .event_files import make_gesture_release
+
+    make_gesture_release(tmp_path, {"train": ["user01_lab"], "test": ["user24_lab"]}, n=40)
+    path = tmp_path / "DvsGesture" / "user01_lab.aedat"
+    original = path.read_bytes()
+    DVSGesture(tmp_path, "train")[0]  # imports SpikingJelly's data set modules once, outside the timed reads
+    n = N_PER_FORMAT["dvsgesture_aedat"]
+    ok, refused = _fuzz("dvsgesture", tmp_path, "train", path, original, _no_edit, n, 15)
     assert ok > 0

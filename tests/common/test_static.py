@@ -255,7 +255,15 @@ def test_imagenet_flat_val_is_explained(tmp_path):
 
 
 def test_factory_names_and_none_root(tmp_path):
-    assert set(STATIC_DATASETS) == {"mnist", "cifar10", "cifar100", "caltech101", "omniglot", "imagenet"}
+    assert set(STATIC_DATASETS) == {
+        "mnist",
+        "cifar10",
+        "cifar100",
+        "caltech101",
+        "omniglot",
+        "imagenet",
+        "cepdvs",
+    }
     with pytest.raises(ValueError, match="unknown static data set 'svhn'"):
         static_dataset("svhn", tmp_path)
     with pytest.raises(FileNotFoundError, match="root is None"):

@@ -28,7 +28,9 @@ FORMATS = {
     "nmnist": ((".bin",), (34, 34)),
     "ncaltech101": ((".bin",), None),
     "cifar10dvs": ((".aedat", ".aedat4"), (128, 128)),
-    "gesture": ((".npy",), (128, 128)),
+    "gesture": ((".npy", ".aedat"), (128, 128)),  # .aedat of the original release: --format gesture
+    "nomniglot": ((".aedat4",), (346, 260)),  # a whole recording (all 20 drawers): --format nomniglot
+    "cepdvs": ((".mat",), None),
 }
 _SUFFIXES = sorted({s for suffixes, _ in FORMATS.values() for s in suffixes})
 
@@ -42,7 +44,8 @@ def _guess_format(path: Path) -> str:
             return name
     raise ValueError(
         f"{path}: unsupported file type {path.suffix or '(no suffix)'!r}; expected one of {', '.join(_SUFFIXES)} "
-        "(N-MNIST/N-Caltech101 .bin, CIFAR10-DVS .aedat/.aedat4, DVS Gesture .npy)"
+        "(N-MNIST/N-Caltech101 .bin, CIFAR10-DVS .aedat/.aedat4, DVS Gesture .npy, CEP-DVS .mat; "
+        "--format gesture / nomniglot for DVS Gesture .aedat / N-Omniglot .aedat4)"
     )
 
 
@@ -51,6 +54,8 @@ def _dataset_class(name: str):
     from .data import events as E
 
     return {
+        "nomniglot": E.NOmniglot,
+        "cepdvs": E.CEPDVS,
         "nmnist": E.NMNIST,
         "ncaltech101": E.NCaltech101,
         "cifar10dvs": E.CIFAR10DVS,
@@ -88,7 +93,7 @@ def read_event_file(path: str | Path, fmt: str = "auto"):
 def _read_as(path: Path, name: str):
     cls = _dataset_class(name)
     ev = cls.read_file(path)  # ValueError naming the file for anything unreadable or out of range
-    sensor = cls.sensor_size or (int(ev["x"].max()) + 1, int(ev["y"].max()) + 1, 2)
+    sensor = cls.file_sensor_size or cls.sensor_size or (int(ev["x"].max()) + 1, int(ev["y"].max()) + 1, 2)
     return ev, tuple(int(s) for s in sensor), name
 
 

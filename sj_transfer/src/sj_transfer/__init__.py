@@ -2,7 +2,8 @@
 
 Pieces usable around any SpikingJelly model: :func:`linear_cka`, :class:`DomainTransferLoss`,
 :class:`SlidingReplacement` (with :class:`PowerSchedule` / :class:`StepSchedule`), :func:`tet_loss`,
-:class:`QGateGrad`. The paper's network (:class:`TransferVGGSNN`), the engine wrapper (:class:`TransferModel`,
+:class:`QGateGrad`. The paper's networks (:class:`TransferVGGSNN`; the reference's N-Omniglot :class:`TransferSCNN` and CEP-DVS
+:class:`TransferResNet18`), the engine wrapper (:class:`TransferModel`,
 :func:`transfer_step`), config-driven runs (:mod:`sj_transfer.recipe`) and the CLI (:mod:`sj_transfer.cli`).
 """
 
@@ -19,6 +20,8 @@ _LAZY = {
     "DomainTransferLoss": "loss",
     "TransferLossOutput": "loss",
     "TransferVGGSNN": "models",
+    "TransferSCNN": "scnn",
+    "TransferResNet18": "resnet",
     "PowerSchedule": "sampler",
     "SlidingReplacement": "sampler",
     "StepSchedule": "sampler",
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from .cka import linear_cka, linear_cka_per_step
     from .loss import DomainTransferLoss, TransferLossOutput
     from .models import TransferVGGSNN
+    from .resnet import TransferResNet18
     from .sampler import (
         PowerSchedule,
         SlidingReplacement,
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
         make_schedule,
         replacement_probability,
     )
+    from .scnn import TransferSCNN
     from .surrogate import QGateGrad, back_ei_gate_grad
     from .tet import tet_loss
     from .train import RandomCropFrames, TransferModel, transfer_step
@@ -63,6 +68,8 @@ __all__ = [
     "QGateGrad",
     "back_ei_gate_grad",
     "TransferVGGSNN",
+    "TransferSCNN",
+    "TransferResNet18",
     "TransferModel",
     "transfer_step",
     "RandomCropFrames",

@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # torch and the method modules are imported by build_* (a fas
 __all__ = ["TransferData", "TransferNet", "TransferMethod", "TransferConfig", "TransferRecipe", "RECIPE"]
 
 _ARCH_NAMES = ("paper", "small")  # model.cfg names: sj_transfer.models.PAPER_CFG, SMALL_CFG
+_NETS = ("vgg", "scnn", "resnet18")  # model.arch: TransferVGGSNN, TransferSCNN, TransferResNet18
 _SURROGATE_NAMES = ("qgategrad", "rect")  # QGateGrad, back_ei_gate_grad
 
 
@@ -74,7 +75,14 @@ class TransferData:
     each kept sample once per epoch, shuffled); ``samples_per_epoch``: items per epoch with
     ``balanced_sampling`` (null: the training set's size, the reference's); ``dvs_augment``: the reference's
     ``--DVS-DA``, a horizontal flip and a rotation up to 15 degrees per sample after the random crop
-    (:class:`~sj_transfer.train.FlipRotateFrames`; false: the crop alone)."""
+    (:class:`~sj_transfer.train.FlipRotateFrames`; false: the crop alone); ``resize``: how event frames are
+    brought to ``size`` (``bilinear``, the reference's; ``sum``: events binned into the smaller grid, every
+    event counted, for N-Omniglot's 250 -> 28, see :class:`sj_common.data.ToFrames`); ``frame_norm``: null
+    (event counts, the reference's for N-Caltech101 / CIFAR10-DVS / CEP-DVS) or ``max`` (each frame and
+    polarity scaled to a maximum of 1: the N-Omniglot reference's ``frequency`` frames).
+
+    Static partners are paired by class name where the data sets allow it: Omniglot's characters are
+    selected and ordered by the event set's ``<alphabet>/characterNN`` names (N-Omniglot)."""
 
     T: int
     size: int
@@ -93,9 +101,16 @@ class TransferData:
     balanced_sampling: bool = False
     samples_per_epoch: int | None = None
     dvs_augment: bool = False
+    resize: str = "bilinear"
+    frame_norm: str | None = None
 
     def __post_init__(self) -> None:
         from sj_common.data.emulator import EMULATOR_PRESETS
+
+        if self.resize not in ("bilinear", "sum"):
+            raise ValueError(f"resize: expected 'bilinear' or 'sum', got {self.resize!r}")
+        if self.frame_norm not in (None, "max"):
+            raise ValueError(f"frame_norm: expected null or 'max', got {self.frame_norm!r}")
 
         if self.preset not in EMULATOR_PRESETS:
             raise ValueError(f"preset: expected one of {sorted(EMULATOR_PRESETS)}, got {self.preset!r}")
@@ -118,13 +133,18 @@ class TransferData:
 
 @dataclass
 class TransferNet:
-    """``cfg``: ``paper`` (the paper's VGG-SNN), ``small``, or a list of widths and ``P`` (pooling);
+    """``arch``: ``vgg`` (:class:`TransferVGGSNN`, N-Caltech101 / CIFAR10-DVS), ``scnn``
+    (:class:`~sj_transfer.scnn.TransferSCNN`, the reference's N-Omniglot net: one shared head, no BN, the
+    ``node1`` membrane tap) or ``resnet18`` (:class:`~sj_transfer.resnet.TransferResNet18`, CEP-DVS: two
+    heads, analog tap); ``cfg`` (``vgg`` only): ``paper`` (the paper's VGG-SNN), ``small``, or a list of
+    widths and ``P`` (pooling);
     ``surrogate``: ``qgategrad`` (the paper's) or ``rect`` (N-Omniglot's); ``surrogate_alpha``: null for
     the surrogate's own default; ``shared_head``: one classifier head for both domains (static images then
     train the tested head; the reference's N-Omniglot model; false: a static and an event head, its
     VGG-SNN); ``bn_per_step``: BatchNorm statistics per time step over the batch (the reference) instead of
     over ``T * B`` (false, SpikingJelly's ``SeqToANNContainer``). See :class:`TransferVGGSNN`."""
 
+    arch: str = "vgg"
     cfg: str | list[int | str] = "paper"
     tau: float = default_of(_NET, "tau")
     v_threshold: float = default_of(_NET, "v_threshold")
@@ -136,6 +156,16 @@ class TransferNet:
     def __post_init__(self) -> None:
         if isinstance(self.cfg, str) and self.cfg not in _ARCH_NAMES:
             raise ValueError(f"cfg: expected 'paper', 'small' or a list of widths and 'P', got {self.cfg!r}")
+        if self.arch not in _NETS:
+            raise ValueError(f"arch: expected one of {list(_NETS)}, got {self.arch!r}")
+        if self.arch == "scnn" and not self.shared_head:
+            raise ValueError(
+                "shared_head: arch 'scnn' has one head shared by both domains; set shared_head: true"
+            )
+        if self.arch == "resnet18" and self.shared_head:
+            raise ValueError(
+                "shared_head: arch 'resnet18' has a static and an event head; set shared_head: false"
+            )
         if self.surrogate not in _SURROGATE_NAMES:
             raise ValueError(f"surrogate: expected one of {sorted(_SURROGATE_NAMES)}, got {self.surrogate!r}")
 
@@ -303,13 +333,16 @@ class TransferRecipe(Recipe):
             static_size = None
         else:
             event_root, static_root = _roots(data_root, d.event, d.static)
-            full = D.event_dataset(d.event, event_root, "train", T=d.T, size=d.size)
-            test = D.event_dataset(d.event, event_root, "test", T=d.T, size=d.size)
+            frames = {"T": d.T, "size": d.size, "resize": d.resize, "normalize": d.frame_norm}
+            full = D.event_dataset(d.event, event_root, "train", **frames)
+            test = D.event_dataset(d.event, event_root, "test", **frames)
             tr_idx, va_idx = D.stratified_split(
                 full.targets, [1.0 - d.val_fraction, d.val_fraction], seed=d.split_seed
             )
             event_train, val = D.Subset(full, tr_idx), D.Subset(full, va_idx)
-            static_train = D.static_dataset(d.static, static_root, "train")
+            # Omniglot characters picked and ordered by the event set's names: pairs by name, not by index
+            by_name = {"classes": full.classes} if d.static.lower() == "omniglot" else {}
+            static_train = D.static_dataset(d.static, static_root, "train", **by_name)
             static_size = d.size  # the spec resizes static images to the event frame size (48)
         num_classes = len(event_train.classes)
         if d.num_classes not in (None, num_classes):
@@ -342,17 +375,12 @@ class TransferRecipe(Recipe):
             sampler = D.ClassBalancedSampler(train.targets, d.samples_per_epoch, seed=seed)
         return Data(train, val, test, num_classes=num_classes, sequence_input=True, train_sampler=sampler)
 
-    def build_model(self, cfg: TransferConfig, data: Data) -> TransferModel:
-        """The :class:`TransferModel` (network + loss with its coefficients)."""
-        from .loss import DomainTransferLoss
+    @staticmethod
+    def _vgg(cfg: TransferConfig, data: Data, arch, sg):
         from .models import TransferVGGSNN
-        from .train import TransferModel
 
-        m, me, baseline = cfg.model, cfg.method, cfg.method.baseline
-        arch = _arch(m.cfg) if isinstance(m.cfg, str) else m.cfg
-        make_sg = _surrogate(m.surrogate)
-        sg = make_sg() if m.surrogate_alpha is None else make_sg(m.surrogate_alpha)
-        net = TransferVGGSNN(
+        m = cfg.model
+        return TransferVGGSNN(
             data.num_classes,
             in_channels=2,
             image_size=cfg.data.size,
@@ -360,10 +388,38 @@ class TransferRecipe(Recipe):
             tau=m.tau,
             v_threshold=m.v_threshold,
             surrogate_function=sg,
-            static_head=not baseline,
+            static_head=not cfg.method.baseline,
             shared_head=m.shared_head,
             bn_per_step=m.bn_per_step,
         )
+
+    def build_model(self, cfg: TransferConfig, data: Data) -> TransferModel:
+        """The :class:`TransferModel` (network + loss with its coefficients)."""
+        from .loss import DomainTransferLoss
+        from .train import TransferModel
+
+        m, me, baseline = cfg.model, cfg.method, cfg.method.baseline
+        arch = _arch(m.cfg) if isinstance(m.cfg, str) else m.cfg
+        make_sg = _surrogate(m.surrogate)
+        sg = make_sg() if m.surrogate_alpha is None else make_sg(m.surrogate_alpha)
+        common = {"tau": m.tau, "v_threshold": m.v_threshold, "surrogate_function": sg}
+        if m.arch == "scnn":
+            from .scnn import TransferSCNN
+
+            net = TransferSCNN(data.num_classes, in_channels=2, image_size=cfg.data.size, **common)
+        elif m.arch == "resnet18":
+            from .resnet import TransferResNet18
+
+            net = TransferResNet18(
+                data.num_classes,
+                in_channels=2,
+                image_size=cfg.data.size,
+                static_head=not baseline,
+                bn_per_step=m.bn_per_step,
+                **common,
+            )
+        else:
+            net = self._vgg(cfg, data, arch, sg)
         loss = DomainTransferLoss(
             cfg.data.T,
             alpha=me.alpha,

@@ -10,7 +10,8 @@ samples) and ``.classes`` (list of str). Names are imported on first use (module
 * frames: :func:`events_to_frames`, :class:`ToFrames`, :class:`FrameCache`, :class:`CachedFrames`
 * pairing: :class:`PairedStaticEvent`, :func:`encode_static`
 * sampling: :class:`ClassBalancedSampler` (seeded, sharded, resumable; yields :class:`DrawIndex`)
-* splits: :func:`stratified_split`, :func:`stratified_subset`, :func:`train_test_split`, :class:`Subset` (keeps ``.targets``)
+* splits: :func:`stratified_split`, :func:`stratified_subset`, :func:`train_test_split`, :class:`Subset` (keeps ``.targets``),
+  :class:`FewShotEpisodes` (n-way k-shot episodes, N-Omniglot's few-shot mode)
 * local roots: :func:`event_dataset`, :data:`EVENT_DATASETS` (``sj_common.data.events``, needs tonic),
   :func:`static_dataset`, :data:`STATIC_DATASETS` (``sj_common.data.static``)
 """
@@ -44,6 +45,7 @@ _LAZY = {
     "stratified_subset": "splits",
     "train_test_split": "splits",
     "Subset": "subset",
+    "FewShotEpisodes": "episodes",
     "event_dataset": "events",
     "EVENT_DATASETS": "events",
     "static_dataset": "static",

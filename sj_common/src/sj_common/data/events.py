@@ -1,13 +1,15 @@
 """Event-camera data sets read from a local root (never downloaded).
 
-Data sets: N-MNIST, N-Caltech101, CIFAR10-DVS, DVS128 Gesture (N-Omniglot: see :class:`NOmniglot`).
+Data sets: N-MNIST, N-Caltech101, CIFAR10-DVS, DVS128 Gesture, and from their own modules N-Omniglot
+(:mod:`sj_common.data.nomniglot`) and CEP-DVS (:mod:`sj_common.data.cepdvs`).
 
 Why not tonic's data set classes directly: tonic 1.7 starts a download whenever its (strict) file check
 fails, lists N-Caltech101 / CIFAR10-DVS files in file-system order and gives N-Caltech101 string labels.
 So each class here lists the files itself (sorted, labels from the folder layout, no event is read), checks
 the layout first and raises :class:`FileNotFoundError` naming the expected paths, and reads samples with
 tonic's readers (``tonic.io.read_mnist_file`` for N-MNIST/N-Caltech101 ``.bin``, ``tonic.io.read_aedat4``
-for the CIFAR10-DVS re-release, tonic's ``.npy`` layout for DVS128 Gesture). The original CIFAR10-DVS
+for the CIFAR10-DVS re-release, tonic's ``.npy`` layout for DVS128 Gesture, SpikingJelly's AEDAT 3.1
+reader for its original release). The original CIFAR10-DVS
 ``.aedat`` files (AER-DAT 2.0) have no tonic 1.7 reader; :func:`read_cifar10dvs_aedat` decodes them.
 
 tonic is GPL-3.0 and optional (``pip install 'sj-common[events]'``): it is imported only when a sample is
@@ -27,19 +29,32 @@ the field and the first offending index. No other exception type leaves ``datase
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from .cepdvs import CEPDVS
 from .eventarray import EVENT_DTYPE, as_events, check_event_columns, check_events
+from .eventfolder import (  # noqa: F401  (re-exported: the readers' shared parts)
+    _NO_DOWNLOAD,
+    _check_split,
+    _EventFolder,
+    _find_dir,
+    _list_class_files,
+    _natural_key,
+    _tonic,
+)
 from .frames import ToFrames
+from .gesture_aedat import GESTURE_AEDAT_LAYOUT, list_gesture_trials, read_gesture_aedat, read_gesture_labels
+from .nomniglot import NOmniglot
 from .splits import train_test_split as _train_test
 
 __all__ = [
     "EVENT_DTYPE",
     "EVENT_DATASETS",
+    "CEPDVS",
     "CIFAR10DVS",
     "DVSGesture",
     "NCaltech101",
@@ -48,136 +63,6 @@ __all__ = [
     "event_dataset",
     "read_cifar10dvs_aedat",
 ]
-
-_NO_DOWNLOAD = "Nothing is downloaded: fetch the data set yourself and point root at it."
-_TONIC_HINT = "tonic is needed to read event files: pip install 'sj-common[events]' (tonic is GPL-3.0)"
-
-
-def _tonic():
-    try:
-        import tonic
-    except ImportError as e:  # pragma: no cover - exercised only without tonic
-        raise ImportError(_TONIC_HINT) from e
-    return tonic
-
-
-def _natural_key(path: Path):
-    # "cifar10_cat_2" before "cifar10_cat_10": a file order that does not depend on the file system
-    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", path.name)]
-
-
-def _check_split(split: str) -> str:
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    return split
-
-
-def _find_dir(candidates: Sequence[Path], what: str, layout: str) -> Path:
-    """Return the first existing candidate folder, or raise naming all of them and the layout."""
-    for c in candidates:
-        if c.is_dir():
-            return c
-    tried = "\n  ".join(str(c) for c in candidates)
-    raise FileNotFoundError(
-        f"{what}: none of the expected folders exists:\n  {tried}\nExpected layout:\n{layout}\n{_NO_DOWNLOAD}"
-    )
-
-
-def _list_class_files(folder: Path, suffixes: tuple[str, ...], classes: Sequence[str] | None, layout: str):
-    """Sorted files per class folder. ``classes`` fixes the expected folder names (all required);
-    None takes every sub-folder (sorted). Raises on missing or empty class folders."""
-    if classes is None:
-        classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-        if not classes:
-            raise FileNotFoundError(f"no class folders in {folder}\nExpected layout:\n{layout}")
-    missing = [c for c in classes if not (folder / c).is_dir()]
-    if missing:
-        raise FileNotFoundError(
-            f"class folder(s) missing in {folder}: {missing[:10]}{' ...' if len(missing) > 10 else ''}"
-            f"\nExpected layout:\n{layout}"
-        )
-    files, targets = [], []
-    for label, name in enumerate(classes):
-        found = sorted((p for p in (folder / name).iterdir() if p.suffix in suffixes), key=_natural_key)
-        if not found:
-            raise FileNotFoundError(
-                f"class folder {folder / name} holds no {'/'.join(suffixes)} file\nExpected layout:\n{layout}"
-            )
-        files += found
-        targets += [label] * len(found)
-    return list(classes), files, np.asarray(targets, dtype=np.int64)
-
-
-class _EventFolder(Dataset):
-    """Base: a sorted file list with labels; ``__getitem__`` reads one file and applies ``transform``."""
-
-    name = ""
-    sensor_size: tuple[int, int, int] | None = None  # (W, H, P) as tonic
-    #: Longest recording accepted, microseconds (t[i] - t[0]); None: no limit. An instance or subclass may
-    #: change it (e.g. ``ds.max_duration_us = None`` for a data set recorded differently).
-    max_duration_us: int | None = None
-
-    def __init__(self, root, split: str, transform: Callable | None):
-        if root is None:
-            raise FileNotFoundError(f"{self.name}: root is None; pass the folder that holds the data set")
-        self.root = Path(root).expanduser()
-        self.split = _check_split(split)
-        self.transform = transform
-        self.files: list[Path] = []
-        self.targets = np.zeros(0, dtype=np.int64)
-        self.classes: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    @staticmethod
-    def _read(path: Path) -> np.ndarray:
-        raise NotImplementedError
-
-    @classmethod
-    def read_file(cls, path: str | Path) -> np.ndarray:
-        """One recording in this data set's format, checked as :meth:`read_events` checks it (with the class's
-        :attr:`max_duration_us`); needs no root folder (``sj-common show`` reads single files with it)."""
-        return cls._read_checked(Path(path), cls.max_duration_us)
-
-    def read_events(self, index: int) -> np.ndarray:
-        """The raw events of sample ``index`` (no transform), checked: x / y inside the sensor, p in {0, 1},
-        t non-decreasing and within :attr:`max_duration_us` of the first event. Any problem raises
-        :class:`ValueError` naming the file (and, for bad events, the field and the first offending index)."""
-        return self._read_checked(self.files[index], self.max_duration_us)
-
-    @classmethod
-    def _read_checked(cls, path: Path, max_duration_us: int | None) -> np.ndarray:
-        try:
-            ev = cls._read(path)
-        except ImportError:
-            raise
-        except ValueError as e:
-            if str(path) in str(e):  # already names the file (the event checks): keep it as it is
-                raise
-            raise ValueError(f"{cls.name}: cannot read {path}: {e}") from e
-        except Exception as e:
-            raise ValueError(f"{cls.name}: cannot read {path}: {e}") from e
-        if len(ev) == 0:
-            raise ValueError(f"{cls.name}: {path} holds no events")
-        sensor = cls.sensor_size or (None, None, 2)
-        return check_events(ev, sensor, source=f"{cls.name}: {path}", max_duration_us=max_duration_us)
-
-    def __getitem__(self, index: int):
-        ev = self.read_events(index)
-        if self.transform is not None:
-            try:
-                ev = self.transform(ev)
-            except ValueError as e:  # framing (or a user transform) refused the events: name the file
-                raise ValueError(f"{self.name}: {self.files[index]}: transform failed: {e}") from e
-        return ev, int(self.targets[index])
-
-    def _subset(self, keep: np.ndarray) -> None:
-        self.files = [self.files[i] for i in keep]
-        self.targets = self.targets[keep]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, n={len(self)})"
 
 
 def _read_bin(path: Path) -> np.ndarray:
@@ -425,18 +310,24 @@ def _load_npy(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
-_GESTURE_LAYOUT = """  root/DVSGesture/ibmGestureTrain/user01_fluorescent/0.npy ... 10.npy  (tonic 1.7's preprocessed
+_GESTURE_LAYOUT = (
+    """  root/DVSGesture/ibmGestureTrain/user01_fluorescent/0.npy ... 10.npy  (tonic 1.7's preprocessed
   root/DVSGesture/ibmGestureTest/user24_fluorescent/*.npy              release; also root/ibmGestureTrain/)
-  each <label>.npy an [N, 4] array of (x, y, p, t in ms), label 0..10"""
+  each <label>.npy an [N, 4] array of (x, y, p, t in ms), label 0..10
+  or the original IBM release (read through SpikingJelly's AEDAT 3.1 reader):
+"""
+    + GESTURE_AEDAT_LAYOUT
+)
 
 
 class DVSGesture(_EventFolder):
     """DVS128 Gesture (Amir et al. 2017), tonic's preprocessed layout: one ``<label>.npy`` per gesture,
     users 1-23 train / 24-29 test (official split), 11 classes, 128x128 DVS.
 
-    The original IBM release (``DvsGesture/*.aedat`` + ``*_labels.csv``) is not read here (tonic 1.7 reads
-    only its preprocessed copy); a root holding it gets an error saying so. ``.users`` and ``.lighting``
-    give each sample's user number and lighting condition.
+    A root holding only the original IBM release (``DvsGesture/*.aedat`` + ``*_labels.csv`` + the trials
+    lists) is read through SpikingJelly's AEDAT 3.1 reader, one item per labels-csv row, as SpikingJelly
+    cuts it (:mod:`sj_common.data.gesture_aedat`; 1,176 / 288 samples; ``.release`` is then "original",
+    else "tonic"). ``.users`` and ``.lighting`` give each sample's user number and lighting condition.
     """
 
     name = "DVS128 Gesture"
@@ -459,12 +350,12 @@ class DVSGesture(_EventFolder):
         super().__init__(root, split, transform)
         r = self.root
         sub = "ibmGestureTrain" if self.split == "train" else "ibmGestureTest"
+        self.release = "tonic"
+        self.classes = list(self.class_names)
         for orig in (r / "DvsGesture" / "trials_to_train.txt", r / "trials_to_train.txt"):
             if orig.is_file() and not (r / "DVSGesture" / sub).is_dir() and not (r / sub).is_dir():
-                raise FileNotFoundError(
-                    f"{self.name}: {orig.parent} is the original IBM release (.aedat + csv), which this loader "
-                    f"does not read; it reads tonic's preprocessed layout:\n{_GESTURE_LAYOUT}"
-                )
+                self._list_original(orig.parent)
+                return
         folder = _find_dir([r / "DVSGesture" / sub, r / sub], self.name, _GESTURE_LAYOUT)
         users = sorted(p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"user\d+_.+", p.name))
         if not users:
@@ -484,10 +375,41 @@ class DVSGesture(_EventFolder):
         if not files:
             raise FileNotFoundError(f"no .npy files under {folder}\nExpected layout:\n{_GESTURE_LAYOUT}")
         self.files, self.targets = files, np.asarray(targets, dtype=np.int64)
-        self.classes = list(self.class_names)
+
+    def _list_original(self, folder: Path) -> None:
+        """One item per labels-csv row of the split's trials (the csv files are read, no event)."""
+        self.release = "original"
+        self.files, self.label_files, self.slices, self.users, self.lighting = [], [], [], [], []
+        targets = []
+        for aedat, csv in list_gesture_trials(folder, self.split):
+            user, light = aedat.stem.split("_", 1)
+            for k, (label, start, end) in enumerate(read_gesture_labels(csv)):
+                self.files.append(aedat)
+                self.label_files.append((csv, k + 2))  # the csv and the item's line in it
+                self.slices.append((int(start), int(end)))
+                targets.append(int(label))
+                self.users.append(int(user[4:]) if user[4:].isdigit() else -1)
+                self.lighting.append(light)
+        self.targets = np.asarray(targets, dtype=np.int64)
+
+    def _read_item(self, index: int) -> np.ndarray:
+        if self.release != "original":
+            return super()._read_item(index)
+        ev = self._read_checked(self.files[index], self.max_duration_us)  # the whole trial, checked
+        start, end = self.slices[index]
+        ev = ev[(ev["t"] >= start) & (ev["t"] < end)]
+        if len(ev) == 0:
+            csv, line = self.label_files[index]
+            raise ValueError(
+                f"{self.name}: {csv} line {line}: the gesture [{start}, {end}) us holds no event of "
+                f"{self.files[index]}"
+            )
+        return ev
 
     @classmethod
     def _read(cls, path: Path) -> np.ndarray:
+        if path.suffix == ".aedat":
+            return read_gesture_aedat(path)
         arr = _load_npy(path)
         if arr.ndim != 2 or arr.shape[1] != 4:
             raise ValueError(f"expected an [N, 4] array (x, y, p, t_ms), got shape {arr.shape}")
@@ -507,24 +429,6 @@ class DVSGesture(_EventFolder):
         return as_events(arr[:, 0], arr[:, 1], t_us.astype(np.int64), arr[:, 2])
 
 
-class NOmniglot(Dataset):
-    """N-Omniglot (Li et al. 2022) is not available.
-
-    tonic 1.7 has no N-Omniglot reader, and its on-disk format could not be checked here (no recording to
-    test against, no documented layout in the libraries we use), so rather than guess a decoder this class
-    raises :class:`NotImplementedError`. The static side (torchvision Omniglot, drawers 0-14 / 15-19) is in
-    ``sj_common.data.static``.
-    """
-
-    reason = (
-        "N-Omniglot is not supported: tonic 1.7 has no reader for it and its file format could not be "
-        "verified offline; use 'nmnist', 'ncaltech101', 'cifar10dvs' or 'dvsgesture'"
-    )
-
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError(self.reason)
-
-
 class _Compose:
     def __init__(self, *fns):
         self.fns = [f for f in fns if f is not None]
@@ -541,6 +445,7 @@ EVENT_DATASETS: dict[str, type] = {
     "cifar10dvs": CIFAR10DVS,
     "dvsgesture": DVSGesture,
     "nomniglot": NOmniglot,
+    "cepdvs": CEPDVS,
 }
 
 
@@ -554,13 +459,15 @@ def event_dataset(
     size: tuple[int, int] | int | None = None,
     frame_transform: Callable | None = None,
     bins: str = "tonic",
+    resize: str = "bilinear",
+    normalize: str | None = None,
     **kwargs,
 ) -> Dataset:
     """Build an event data set by name from a local root.
 
     Args:
-        name: "nmnist", "ncaltech101", "cifar10dvs", "dvsgesture" ("nomniglot" raises NotImplementedError);
-            case, "-" and "_" are ignored ("N-MNIST", "CIFAR10_DVS" work).
+        name: "nmnist", "ncaltech101", "cifar10dvs", "dvsgesture", "nomniglot", "cepdvs"; case, "-" and "_" are
+            ignored ("N-MNIST", "CIFAR10_DVS" work).
         root: local folder (see each class for the layout). Nothing is downloaded.
         split: "train" or "test".
         T: None -> items are (events structured array, label). An int -> items are (frames float32
@@ -570,7 +477,13 @@ def event_dataset(
         frame_transform: applied to the [T, 2, H, W] tensor last (e.g. a random crop); only with T.
         bins: "tonic" (ToFrame's time bins, default: the transfer reference's framing) or "cover" (every
             event counted); see :func:`sj_common.data.frames.events_to_frames`.
-        **kwargs: passed to the class (``seed``, ``train_fraction`` for N-Caltech101 / CIFAR10-DVS).
+        resize: how frames are resized to ``size``: "bilinear" (``align_corners=True``, the transfer
+            reference's) or "sum" (every event still counted once); see :class:`ToFrames`.
+        normalize: None (event counts) or "max" (each frame and polarity scaled to a maximum of 1, the
+            N-Omniglot reference's ``frequency`` frames); see :class:`ToFrames`.
+        **kwargs: passed to the class (``seed``, ``train_fraction`` for N-Caltech101 / CIFAR10-DVS;
+            ``subset``, ``train_drawers``, ``crop`` for N-Omniglot; ``train_portion``, ``test_portion``,
+            ``time_scale``, ``sensor_size`` for CEP-DVS).
     """
     key = name.lower().replace("-", "").replace("_", "").replace(" ", "")
     if key == "dvs128gesture":
@@ -579,8 +492,20 @@ def event_dataset(
         raise ValueError(f"unknown event data set {name!r}; expected one of {sorted(EVENT_DATASETS)}")
     cls = EVENT_DATASETS[key]
     if T is None:
-        if size is not None or frame_transform is not None or bins != "tonic":
-            raise ValueError("size, frame_transform and bins need T (frames); got T=None")
+        if (
+            size is not None
+            or frame_transform is not None
+            or bins != "tonic"
+            or resize != "bilinear"
+            or normalize
+        ):
+            raise ValueError("size, frame_transform, bins, resize and normalize need T (frames); got T=None")
         return cls(root, split, transform, **kwargs)
-    frames = ToFrames(cls.sensor_size, T, bins=bins, size=size) if cls is not NOmniglot else None
-    return cls(root, split, _Compose(transform, frames, frame_transform), **kwargs)
+    ds = cls(root, split, None, **kwargs)
+    # the instance's sensor (N-Omniglot's depends on its crop argument)
+    ds.transform = _Compose(
+        transform,
+        ToFrames(ds.sensor_size, T, bins=bins, size=size, resize=resize, normalize=normalize),
+        frame_transform,
+    )
+    return ds

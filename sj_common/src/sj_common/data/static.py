@@ -36,6 +36,7 @@ __all__ = [
     "STATIC_DATASETS",
     "CIFAR10",
     "CIFAR100",
+    "CEPImages",
     "MNIST",
     "Caltech101",
     "ImageNetFolder",
@@ -299,6 +300,9 @@ class Omniglot(_ImageFiles):
         split: "train" (first ``train_drawers`` drawings of each character, sorted by file name), "test"
             (the rest) or "all".
         train_drawers: 15 (N-Omniglot's drawers 0-14 / 15-19).
+        classes: ``<alphabet>/<character>`` names, in label order, to pick and order the characters by name
+            (e.g. ``NOmniglot(...).classes``: static and event classes then pair by name, not by position;
+            a name not found in ``subset`` is a FileNotFoundError). None: every character, sorted.
     """
 
     name = "Omniglot"
@@ -311,6 +315,7 @@ class Omniglot(_ImageFiles):
         *,
         subset: str = "all",
         train_drawers: int = 15,
+        classes: Sequence[str] | None = None,
     ):
         self.root = _root(root, self.name)
         self.split = _check_split(split, ("train", "test", "all"))
@@ -324,7 +329,7 @@ class Omniglot(_ImageFiles):
         if not isinstance(train_drawers, int) or train_drawers < 1:
             raise ValueError(f"train_drawers must be a positive int, got {train_drawers!r}")
         self.subset = subset
-        samples, classes = [], []
+        found = []
         for part in parts[subset]:
             cands = [self.root / "omniglot-py" / f"images_{part}", self.root / f"images_{part}"]
             folder = next((c for c in cands if c.is_dir()), None)
@@ -339,18 +344,63 @@ class Omniglot(_ImageFiles):
             )
             if not chars:
                 raise FileNotFoundError(f"{self.name}: no <alphabet>/<character> folders in {folder}")
-            for char in chars:
-                pngs = sorted(char.glob("*.png"))
-                if len(pngs) <= train_drawers:
-                    raise ValueError(
-                        f"{self.name}: {char} holds {len(pngs)} png drawings; need more than "
-                        f"train_drawers={train_drawers} for a train/test split (Omniglot has 20)"
-                    )
-                label = len(classes)
-                classes.append(f"{char.parent.name}/{char.name}")
-                keep = {"train": pngs[:train_drawers], "test": pngs[train_drawers:], "all": pngs}[self.split]
-                samples += [(str(p), label) for p in keep]
+            found += chars
+        if classes is not None:
+            by_name = {f"{c.parent.name}/{c.name}": c for c in found}
+            missing = [n for n in classes if n not in by_name]
+            if missing or not classes:
+                raise FileNotFoundError(
+                    f"{self.name}: {len(missing)} of the {len(classes)} requested characters are not in "
+                    f"subset {subset!r} under {self.root}: {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+                )
+            found = [by_name[n] for n in classes]
+        samples, classes = [], []
+        for char in found:
+            pngs = sorted(char.glob("*.png"))
+            if len(pngs) <= train_drawers:
+                raise ValueError(
+                    f"{self.name}: {char} holds {len(pngs)} png drawings; need more than "
+                    f"train_drawers={train_drawers} for a train/test split (Omniglot has 20)"
+                )
+            label = len(classes)
+            classes.append(f"{char.parent.name}/{char.name}")
+            keep = {"train": pngs[:train_drawers], "test": pngs[train_drawers:], "all": pngs}[self.split]
+            samples += [(str(p), label) for p in keep]
         super().__init__(samples, classes, transform, "L")
+
+
+class CEPImages(_ImageFiles):
+    """CEP-DVS's static images ``root/data/img/<stem>.<jpg|png>``, RGB, labelled by ``root/pathFile.csv``
+    as the event samples (:mod:`sj_common.data.cepdvs`), 20 classes in the same order.
+
+    ``split``: "train" / "test" use the event set's per-class split (``train_portion``, ``test_portion``,
+    by stem), so that no static partner of a training event is the image of a test recording; "all": every
+    image. Partners are drawn by class (the reference indexed them by position, a class mismatch).
+    """
+
+    name = "CEP-DVS images"
+
+    def __init__(
+        self,
+        root,
+        split: str = "train",
+        transform: Callable | None = None,
+        *,
+        train_portion: float = 0.5,
+        test_portion: float = 0.2,
+    ):
+        from .cepdvs import CEP_CLASSES, cep_split, labelled_stems
+
+        self.root = _root(root, self.name)
+        self.split = _check_split(split, ("train", "test", "all"))
+        exts = (".jpg", ".jpeg", ".png", ".bmp")
+        files, targets = labelled_stems(self.root, self.root / "data" / "img", exts, "image")
+        super().__init__([(str(f), int(t)) for f, t in zip(files, targets)], CEP_CLASSES, transform, "RGB")
+        if self.split != "all":
+            train, test = cep_split(self.targets, train_portion, test_portion)
+            keep = train if self.split == "train" else test
+            self.samples = [self.samples[i] for i in keep]
+            self.targets = self.targets[keep]
 
 
 _IMAGENET_LAYOUT = """  root/train/<wnid>/*.JPEG  (1,000 class folders, e.g. n01440764)
@@ -407,12 +457,13 @@ STATIC_DATASETS: dict[str, type] = {
     "caltech101": Caltech101,
     "omniglot": Omniglot,
     "imagenet": ImageNetFolder,
+    "cepdvs": CEPImages,
 }
 
 
 def static_dataset(name: str, root, split: str = "train", transform: Callable | None = None, **kwargs):
     """Build a static image data set by name ("mnist", "cifar10", "cifar100", "caltech101", "omniglot",
-    "imagenet"; case, "-" and "_" ignored) from a local root. Nothing is downloaded. ``transform`` maps a
+    "imagenet", "cepdvs"; case, "-" and "_" ignored) from a local root. Nothing is downloaded. ``transform`` maps a
     PIL image to what the item holds (default: ToTensor, float32 [C, H, W] in [0, 1]); ``kwargs`` go to
     the class (e.g. ``classes``/``seed`` for Caltech101, ``subset`` for Omniglot, ``verify_md5`` for CIFAR).
     """
