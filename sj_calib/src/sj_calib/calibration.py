@@ -49,7 +49,7 @@ def calibrate(
     """
     check_options(rho, shift, saturate, iterations)
     if isinstance(snn, SpikingNet):
-        net = copy.deepcopy(snn)
+        net = copy.deepcopy(snn).eval()
         for _, m in spiking_layers(net):
             m.rho, m.shift, m.saturate, m.iterations = rho, shift, saturate, iterations
         if T is not None:

@@ -150,6 +150,11 @@ class SpikingNet(nn.Module):
         body: the network; its neurons are ``TimeFlattened(OffsetSpikeIF)``, the rest runs on ``[T*B, ...]``.
         sample_ndim: dims of one *static batch* (4 for ``[B, C, H, W]`` images, 2 for ``[B, F]``).
         T: default number of time steps for static input (``None``: sequences only).
+
+    Inference only: it is built in eval mode, and :meth:`train` sets only the wrapper's flag while the body
+    stays in eval mode. In train mode a BatchNorm would normalise with the statistics of the ``T*B`` stream
+    and overwrite its running statistics, and the calibrated layers cannot be trained (their output is
+    ``spikes * theta`` with no surrogate gradient); the parameters are frozen.
     """
 
     def __init__(self, body: nn.Module, sample_ndim: int, T: int | None = None):
@@ -157,6 +162,15 @@ class SpikingNet(nn.Module):
         self.body = body
         self.sample_ndim = int(sample_ndim)
         self.T = T
+        self.eval()
+
+    def train(self, mode: bool = True) -> SpikingNet:
+        """Set the wrapper's ``training`` flag; the body always stays in eval mode (see the class docstring)."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"mode: expected a bool, got {mode!r}")
+        self.training = mode
+        self.body.eval()
+        return self
 
     @property
     def layers(self) -> list[OffsetSpikeIF]:
