@@ -5,16 +5,26 @@ import torch
 from sj_calib.models import small_vgg
 from torch import nn
 
-from sj_calib import calibrate, convert
+from sj_calib import QCFS, calibrate, convert
 
 
 def _bn_net():
+    """A small BN VGG with realistic thresholds: lambda = the 99th percentile of each pre-activation."""
     torch.manual_seed(0)
     model = small_vgg(width=4).eval()
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
+
+    def set_threshold(mod, args):
+        mod.threshold.data.fill_(float(args[0].flatten().quantile(0.99).clamp(min=1e-3)))
+
+    hooks = [m.register_forward_pre_hook(set_threshold) for m in model.modules() if isinstance(m, QCFS)]
+    with torch.no_grad():
+        model(torch.rand(4, 1, 28, 28))
+    for h in hooks:
+        h.remove()
     return model
 
 
@@ -39,3 +49,32 @@ def test_converted_nets_are_in_eval_mode_and_train_keeps_the_body_in_eval():
             assert net.eval() is net and not net.training
     with pytest.raises(ValueError, match="mode: expected a bool"):
         plain.train("yes")
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("T,rho", [(8, 4), (2, 4), (4, 0)])
+def test_firing_rates_of_calibrated_layers_match_spikes_counted_by_hand(T, rho):
+    from sj_common.metrics import firing_rates
+
+    from sj_calib import OffsetSpikeIF, spiking_layers
+
+    net = calibrate(convert(_bn_net()), rho=rho)
+    x_seq = torch.rand(max(T, rho), 3, 1, 28, 28)
+    counted = {}
+
+    def count(name):
+        def fn(mod, args, out):  # spikes by hand: a nonzero output (theta > 0) is one spike
+            counted[name] = (int((out != 0).sum()), out.numel())
+
+        return fn
+
+    layers = spiking_layers(net)
+    handles = [m.register_forward_hook(count(n)) for n, m in layers]
+    rates = firing_rates(net, x_seq)
+    for h in handles:
+        h.remove()
+    assert list(rates) == [n for n, _ in layers]  # the calibrated layer is the unit, not its inner node
+    for name, (spikes, total) in counted.items():
+        assert 0 < spikes < total
+        assert rates[name] == pytest.approx(spikes / total, rel=1e-6)
+    assert all(isinstance(m, OffsetSpikeIF) and m.spike_scale == m.v_threshold for _, m in layers)

@@ -332,6 +332,12 @@ class OffsetSpikeIF(base.MemoryModule):
     """Calibrating IF layer: an IF neuron (theta = ``v_threshold``, soft reset, v_0 = theta/2) with
     offset-spike calibration, input ``[T, B, ...]`` -> output ``[T, B, ...]`` (spikes times theta).
 
+    .. warning:: **Not a drop-in** ``IFNode``. Its output is ``spikes * theta`` (the value a spike carries to
+       the next layer of a converted network), not binary spikes; it is inference-only (no surrogate
+       gradient: it cannot be fine-tuned) and multi-step only. Read spikes as ``out / layer.spike_scale``;
+       :func:`sj_common.metrics.firing_rates` does so and reports this layer (not its inner ``self.node``,
+       which sees only the steps after the pre-simulation) as one neuron layer.
+
     It is the voltage-scaler sandwich of SpikingJelly's converter (``VoltageScaler(1/theta)`` ->
     ``IFNode(1)`` -> ``VoltageScaler(theta)``) with the scaling done inline (``VoltageScaler`` keeps a
     float32 scale, which would round float64 inputs) and the calibration of :func:`offset_spike_if`
@@ -369,6 +375,11 @@ class OffsetSpikeIF(base.MemoryModule):
         self.register_memory("v0", None)  # last initial potential (threshold units), for inspection
         self.record = False
         self.clear_stats()
+
+    @property
+    def spike_scale(self) -> float:
+        """The value one output spike carries (theta): ``spikes = output / spike_scale``."""
+        return self.v_threshold
 
     def supported_step_mode(self):
         # SpikingJelly 0.0.0.0.14's MemoryModule.__init__ sets step_mode='s' first: allow it until ready
