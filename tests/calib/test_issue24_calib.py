@@ -7,6 +7,8 @@ from torch import nn
 
 from sj_calib import QCFS, calibrate, convert
 
+from .conftest import spike_train_current
+
 
 def _bn_net():
     """A small BN VGG with realistic thresholds: lambda = the 99th percentile of each pre-activation."""
@@ -78,3 +80,75 @@ def test_firing_rates_of_calibrated_layers_match_spikes_counted_by_hand(T, rho):
         assert 0 < spikes < total
         assert rates[name] == pytest.approx(spikes / total, rel=1e-6)
     assert all(isinstance(m, OffsetSpikeIF) and m.spike_scale == m.v_threshold for _, m in layers)
+
+
+_SYNC_CALLS = ("nonzero", "item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__")
+
+
+class _SyncCounter:
+    """Counts calls of the tensor methods that read a device tensor back to the host (each a sync on CUDA)."""
+
+    def __init__(self, monkeypatch):
+        self.calls: dict[str, int] = {}
+        for name in _SYNC_CALLS:
+            orig = getattr(torch.Tensor, name)
+
+            def wrapped(t, *a, _orig=orig, _name=name, **k):
+                self.calls[_name] = self.calls.get(_name, 0) + 1
+                return _orig(t, *a, **k)
+
+            monkeypatch.setattr(torch.Tensor, name, wrapped)
+        orig_nonzero = torch.nonzero
+
+        def nonzero(*a, **k):
+            self.calls["torch.nonzero"] = self.calls.get("torch.nonzero", 0) + 1
+            return orig_nonzero(*a, **k)
+
+        monkeypatch.setattr(torch, "nonzero", nonzero)
+
+
+@pytest.mark.compat
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("scale", [0.35, 2.0])  # few neurons moved (gather) / most moved (whole replay)
+@pytest.mark.parametrize(
+    "shift,saturate,iterations",
+    [("reference", "reference", 1), ("theta", "skip", 2), ("reference", "skip", 3)],
+)
+def test_sync_free_path_is_bit_identical_to_the_gather_path(dtype, scale, shift, saturate, iterations):
+    from sj_calib import offset_spike_if_with_info
+
+    x = spike_train_current(T=9, B=6, n_in=24, n_out=40, seed=3, scale=scale).to(dtype)
+    opts = dict(shift=shift, saturate=saturate, iterations=iterations)
+    a, ia = offset_spike_if_with_info(x, 0.75, 4, path="gather", **opts)
+    b, ib = offset_spike_if_with_info(x, 0.75, 4, path="sync_free", **opts)
+    assert bool(ia.lowered.any() or ia.raised.any())
+    assert torch.equal(a, b)
+    for f in ("v0", "lowered", "raised", "saturated", "offset_before", "offset_after"):
+        assert torch.equal(getattr(ia, f), getattr(ib, f)), f
+
+
+@pytest.mark.compat
+def test_sync_free_network_makes_no_host_sync_and_matches_gather(monkeypatch):
+    net = calibrate(convert(_bn_net()), rho=4, path="gather")
+    fast = calibrate(net, rho=4, path="sync_free")
+    assert net.path == "gather" and all(m.path == "sync_free" for m in fast.layers)
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        ref = net(x, T=6)
+        counter = _SyncCounter(monkeypatch)
+        out = fast(x, T=6)
+        assert counter.calls == {}  # no nonzero / item / bool / ... anywhere in the forward
+        net(x, T=6)
+        assert counter.calls.get("nonzero", 0) > 0  # the gather path does sync (the counter works)
+        monkeypatch.undo()
+        assert torch.equal(out, ref)
+        # no host check on the sync-free path: a non-finite sample gets NaN outputs, the others are unchanged
+        x[1, 0, 3, 3] = float("nan")
+        y = fast(x, T=6)
+        assert torch.isnan(y[:, 1]).all() and torch.equal(y[:, [0, 2]], ref[:, [0, 2]])
+        with pytest.raises(ValueError, match="x: expected finite values"):
+            net(x, T=6)
+    with pytest.raises(ValueError, match="path: expected one of"):
+        calibrate(net, path="fast")
+    with pytest.raises(ValueError, match="path: expected one of"):
+        convert(_bn_net(), path="cuda")

@@ -32,6 +32,7 @@ def calibrate(
     iterations: int = 1,
     T: int | None = None,
     sample_ndim: int | None = None,
+    path: str = "auto",
 ) -> SpikingNet:
     """Return a calibrating copy of ``snn`` (``snn`` itself is not modified).
 
@@ -41,17 +42,20 @@ def calibrate(
         shift, saturate, iterations: see :func:`sj_calib.offset_spike_if`.
         T: default time steps for static input (kept from a ``SpikingNet`` when ``None``).
         sample_ndim: dims of one static input batch, inferred from the first conv/linear when ``None``.
+        path: ``'auto'`` (sync-free on CUDA, gather elsewhere), ``'gather'`` or ``'sync_free'``: see
+            :func:`sj_calib.offset_spike_if` (same bits; the sync-free path makes no host sync).
 
     Returns:
         A :class:`SpikingNet`: ``out = net(x_seq)`` with ``x_seq`` ``[T, B, ...]`` gives ``[T, B, K]``;
         with ``net.T`` set it also takes a static ``[B, ...]`` batch. Latency: ``T`` main steps,
         ``iterations * rho + T`` neuron updates per layer, about ``D * rho + T`` end to end when streaming.
     """
-    check_options(rho, shift, saturate, iterations)
+    check_options(rho, shift, saturate, iterations, path)
     if isinstance(snn, SpikingNet):
         net = copy.deepcopy(snn).eval()
         for _, m in spiking_layers(net):
             m.rho, m.shift, m.saturate, m.iterations = rho, shift, saturate, iterations
+        net.set_path(path)
         if T is not None:
             net.T = T
         return net
@@ -90,7 +94,7 @@ def calibrate(
     _swap(body, swap)
     for p in body.parameters():
         p.requires_grad_(False)
-    return SpikingNet(body, nd, T)
+    return SpikingNet(body, nd, T, path)
 
 
 def _inside(name: str, ifs) -> bool:

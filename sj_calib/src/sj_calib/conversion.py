@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from .offset_spike import OffsetSpikeIF, check_finite, check_threshold
+from .offset_spike import OffsetSpikeIF, check_finite, check_options, check_threshold, use_sync_free
 from .qcfs import QCFS
 
 __all__ = [
@@ -150,6 +150,8 @@ class SpikingNet(nn.Module):
         body: the network; its neurons are ``TimeFlattened(OffsetSpikeIF)``, the rest runs on ``[T*B, ...]``.
         sample_ndim: dims of one *static batch* (4 for ``[B, C, H, W]`` images, 2 for ``[B, F]``).
         T: default number of time steps for static input (``None``: sequences only).
+        path: the calibration path (:meth:`set_path`). On the sync-free path (CUDA by default) the input
+            is not checked on the host: a sample with NaN or inf gets NaN outputs instead of a ``ValueError``.
 
     Inference only: it is built in eval mode, and :meth:`train` sets only the wrapper's flag while the body
     stays in eval mode. In train mode a BatchNorm would normalise with the statistics of the ``T*B`` stream
@@ -157,12 +159,21 @@ class SpikingNet(nn.Module):
     ``spikes * theta`` with no surrogate gradient); the parameters are frozen.
     """
 
-    def __init__(self, body: nn.Module, sample_ndim: int, T: int | None = None):
+    def __init__(self, body: nn.Module, sample_ndim: int, T: int | None = None, path: str = "auto"):
         super().__init__()
         self.body = body
         self.sample_ndim = int(sample_ndim)
         self.T = T
+        self.set_path(path)
         self.eval()
+
+    def set_path(self, path: str) -> None:
+        """Select the calibration path of the network and all its layers (see :func:`offset_spike_if`):
+        ``'auto'`` (sync-free on CUDA, gather elsewhere), ``'gather'`` or ``'sync_free'``."""
+        check_options(0, path=path)
+        self.path = path
+        for m in self.layers:
+            m.path = path
 
     def train(self, mode: bool = True) -> SpikingNet:
         """Set the wrapper's ``training`` flag; the body always stays in eval mode (see the class docstring)."""
@@ -190,8 +201,16 @@ class SpikingNet(nn.Module):
     def forward(self, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x: expected a tensor, got {type(x).__name__}")
+        if not use_sync_free(self.path, x):
+            check_finite(x, "x")
+            return self._forward(x, T)
+        # no host sync: a sample with NaN/inf anywhere in its input gets NaN outputs instead of an error
+        bad = ~torch.isfinite(x).movedim(x.dim() - self.sample_ndim, 0).flatten(1).all(1)
+        out = self._forward(x, T)
+        return out.masked_fill(bad.reshape(1, -1, *[1] * (out.dim() - 2)), float("nan"))
+
+    def _forward(self, x: torch.Tensor, T: int | None) -> torch.Tensor:
         T = T if T is not None else self.T
-        check_finite(x, "x")
         if x.dim() == self.sample_ndim:
             if T is None:
                 raise ValueError(
@@ -260,6 +279,7 @@ def convert(
     fold_bn: bool = False,
     maxpool: str = "error",
     sample_ndim: int | None = None,
+    path: str = "auto",
 ) -> SpikingNet:
     """Convert a QCFS-trained ANN into a :class:`SpikingNet` of IF neurons (the ANN is not modified).
 
@@ -271,6 +291,7 @@ def convert(
     A QCFS used at several places (torchvision's shared ``self.relu``) becomes one shared layer: exact,
     because the layer resets itself and recomputes its initial potentials at every call.
     """
+    check_options(rho, shift, saturate, iterations, path)
     bad = preflight(ann, maxpool=maxpool)
     if bad:
         raise UnsupportedModuleError(
@@ -301,4 +322,4 @@ def convert(
     _swap(body, to_if)
     for p in body.parameters():
         p.requires_grad_(False)
-    return SpikingNet(body, nd, T)
+    return SpikingNet(body, nd, T, path)
