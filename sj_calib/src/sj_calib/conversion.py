@@ -25,6 +25,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from .offset_spike import OffsetSpikeIF, check_finite, check_options, check_threshold, use_sync_free
 from .qcfs import QCFS
+from .sharing import untie_shared
 
 __all__ = [
     "UnsupportedModuleError",
@@ -288,8 +289,9 @@ def convert(
     Runs :func:`preflight` first and raises :class:`UnsupportedModuleError` listing every unsupported
     module by name. ``fold_bn`` folds BN into the preceding conv/linear inside ``nn.Sequential``
     containers (other BNs are kept, evaluated in eval mode at every step: exact either way).
-    A QCFS used at several places (torchvision's shared ``self.relu``) becomes one shared layer: exact,
-    because the layer resets itself and recomputes its initial potentials at every call.
+    A QCFS used at several places (a block calling one ``self.relu`` twice, as torchvision's) becomes one
+    spiking layer per use, each with that QCFS's threshold (:func:`sj_calib.sharing.untie_shared`), so
+    every layer has its own statistics and the depth counts every use.
     """
     check_options(rho, shift, saturate, iterations, path)
     bad = preflight(ann, maxpool=maxpool)
@@ -306,6 +308,7 @@ def convert(
         check_threshold(m.threshold.detach(), f"ann: QCFS {n!r} threshold")
     nd = sample_ndim if sample_ndim is not None else _sample_ndim(ann)
     body = copy.deepcopy(ann).eval()
+    body, _ = untie_shared(body, QCFS, copy.deepcopy, replace_root=True, name="ann")
     if fold_bn:
         fold_batchnorm(body)
 

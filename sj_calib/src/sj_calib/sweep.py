@@ -9,7 +9,8 @@ Accounting (spec 3.6, 5.1.12), always reported next to each other:
 * ``per_layer_work = iterations * rho + T``: neuron updates per layer;
 * ``streaming = D * iterations * rho + T``: end-to-end latency of a causal deployment where every
   spiking layer waits for ``rho`` calibrated outputs of its predecessor (``D`` = spiking layers on the
-  longest path, taken as the number of spiking layers: exact for chains and standard residual nets).
+  longest path, taken as the number of spiking-layer calls in one forward pass: a layer used twice
+  counts twice; exact for chains and standard residual nets, whose shortcuts hold no neuron).
 
 Synaptic operations are counted per time step with our own forward hooks on the conv/linear layers
 (not ``op_counter`` / ``sj_common.metrics.synops_energy``: the pre-simulation *replays* inputs that were
@@ -109,6 +110,13 @@ def snn_sweep(
         return fn
 
     handles = [m.register_forward_hook(hook(n)) for n, m in syn]
+    calls = [0]  # spiking-layer calls per forward: the depth D, counted from the forward pass
+
+    def count_call(mod, args, out):
+        calls[0] += 1
+
+    handles += [m.register_forward_hook(count_call) for _, m in layers]
+    depth = None
     snn.set_record(True)
     correct = torch.zeros(len(Ts))
     n = 0
@@ -117,6 +125,7 @@ def snn_sweep(
             if max_batches is not None and i >= max_batches:
                 break
             out = snn(x.to(device), T=steps).cumsum(0)
+            depth = calls[0] if depth is None else depth
             for j, T in enumerate(Ts):
                 correct[j] += float((out[T - 1].argmax(1).cpu() == y).sum())
             n += len(y)
@@ -175,7 +184,7 @@ def snn_sweep(
         if rho > 0
         else {}
     )
-    res.update(rho=rho, iterations=its, D=len(layers), n=n)
+    res.update(rho=rho, iterations=its, D=depth if depth is not None else len(layers), n=n)
     return res
 
 
