@@ -33,6 +33,8 @@ _LAZY = {
     "qcfs_layers": "qcfs",
     "replace_maxpool_by_avgpool": "qcfs",
     "replace_relu_by_qcfs": "qcfs",
+    "ConversionWarning": "threshold_check",
+    "check_conversion": "threshold_check",
 }
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         offset_spike_if_with_info,
     )
     from .qcfs import QCFS, qcfs_layers, replace_maxpool_by_avgpool, replace_relu_by_qcfs
+    from .threshold_check import ConversionWarning, check_conversion
 
 __version__ = "0.1.0"
 
@@ -77,6 +80,8 @@ __all__ = [
     "SpikingNet",
     "TimeFlattened",
     "UnsupportedModuleError",
+    "ConversionWarning",
+    "check_conversion",
 ]
 
 
