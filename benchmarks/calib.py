@@ -7,6 +7,7 @@ Also prints the share of neurons whose initial potential the calibration moved: 
 rho-step window, so the cost grows with it (``--bias`` raises the input drive and with it that share).
 
     python benchmarks/calib.py [--T 4 8 16] [--rho 4] [--batch 64] [--reps 7] [--width 16] [--quantile 0.99] [--threads 1]
+                               [--path auto|gather|sync_free]
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def main(argv=None):
         help="each QCFS lambda = this quantile of its pre-activation on the batch (as training sets it)",
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--path",
+        default="auto",
+        choices=["auto", "gather", "sync_free"],
+        help="calibration path (auto: sync_free on CUDA, gather elsewhere)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: sj_common.threads)")
     args = p.parse_args(argv)
     threads = apply_thread_policy(args.threads)
@@ -57,7 +64,7 @@ def main(argv=None):
         h.remove()
     x = x.to(dev)
     plain = convert(ann).to(dev)
-    cos = calibrate(plain, rho=args.rho)
+    cos = calibrate(plain, rho=args.rho, path=args.path)
 
     def sync():
         if dev.type == "cuda":
@@ -65,7 +72,8 @@ def main(argv=None):
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"small_vgg width {args.width}, batch {args.batch}, rho {args.rho}, device {dev}, {threads} threads, "
+        f"small_vgg width {args.width}, batch {args.batch}, rho {args.rho}, path {args.path}, device {dev}, "
+        f"{threads} threads, "
         f"{os.cpu_count()} CPUs, load average {load:.2f} at start"
     )
     print(

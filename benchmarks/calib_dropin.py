@@ -111,7 +111,9 @@ def main(argv=None):
         cos = calibrate(plain, rho=4)
         res[f"init_threshold={init}"] = {
             "ann": accuracy(ann, test),
-            "thresholds": [round(float(m.threshold), 3) for m in ann.modules() if isinstance(m, QCFS)],
+            "thresholds": [
+                round(float(m.threshold.detach()), 3) for m in ann.modules() if isinstance(m, QCFS)
+            ],
             "agreement_with_float_twin": plain.conversion_check["agreement"],
             "warned": any(issubclass(w.category, ConversionWarning) for w in caught),
             "snn": [snn_accuracy(plain, test, T) for T in TS],

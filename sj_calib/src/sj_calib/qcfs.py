@@ -29,7 +29,9 @@ class QCFS(nn.Module):
     Args:
         L: number of quantization levels (>= 1). After conversion it is the number of time steps at
             which the IF neuron reproduces this activation exactly (for constant input).
-        init_threshold: initial value of the learnable per-layer ceiling ``lam`` (spec: 8.0).
+        init_threshold: initial value of the learnable per-layer ceiling ``lam`` (spec: 8.0). Start it near
+            the scale of the pre-activations (about 2 after BatchNorm): ``lam`` learns slowly, and one left far
+            above the activations makes the SNN's accuracy swing with T (see :func:`replace_relu_by_qcfs`).
         shift: the shift phi (spec: 1/2; the conversion assumes 1/2, matching v_0 = theta/2).
 
     Shape: any ``[B, ...]`` (or ``[T, B, ...]``: the activation is element-wise); output has the same shape.
@@ -80,9 +82,9 @@ def replace_relu_by_qcfs(model: nn.Module, L: int = 4, init_threshold: float = 8
         L: quantization levels of every QCFS.
         init_threshold: the initial ceiling lambda of every QCFS (the reference's 8.0). Pick it near the
             scale of the pre-activations (e.g. 1-2 after BatchNorm): lambda learns slowly, and a threshold
-            far above the activations leaves most neurons silent at small ``T`` after conversion (a
-            BatchNorm CNN trained 2 epochs with 8.0 converted to 10% at T=1, with 2.0 to 94%; issue 25).
-            :func:`sj_calib.convert` warns when it sees this on ``example_input``.
+            far above the activations leaves most neurons silent at small ``T`` after conversion and makes
+            the accuracy swing with T (``docs/calib_dropin/results.json``: a BatchNorm CNN trained 2 epochs).
+            ``sj_calib.convert(ann, example_input=...)`` warns when it sees this.
 
     Returns ``model``.
     """

@@ -71,7 +71,7 @@ def check_conversion(ann: nn.Module, example_input: torch.Tensor) -> dict:
             z = args[0].detach().flatten().float()
             # torch.quantile refuses more than 2**24 elements: subsample evenly beyond that
             z = z[:: max(1, z.numel() // 2**24 + 1)]
-            stats[name] = {"threshold": float(mod.threshold), "p99": float(z.quantile(0.99))}
+            stats[name] = {"threshold": float(mod.threshold.detach()), "p99": float(z.quantile(0.99))}
 
         return fn
 
