@@ -2,7 +2,8 @@
 
 >>> from sj_calib import replace_relu_by_qcfs, convert, calibrate
 >>> ann = replace_relu_by_qcfs(my_cnn, L=4)            # train it as usual
->>> snn = convert(ann, T=4)                             # uncalibrated QCFS SNN, [B, ...] or [T, B, ...] in
+>>> snn = convert(ann, T=4, example_input=train_images)  # uncalibrated QCFS SNN, [B, ...] or [T, B, ...] in;
+>>> #   example_input: warns (ConversionWarning) when the learned thresholds do not fit the activations
 >>> cos = calibrate(snn, rho=4)                         # offset-spike calibrated copy (also any IF SNN)
 >>> logits = cos(images).mean(0)                        # [T, B, K] -> mean over time
 """

@@ -16,6 +16,9 @@ the window; the others' first ``rho`` main steps *are* their pre-simulation (sam
 the node continues every neuron from step ``rho``: ``T + f * rho`` neuron updates per layer for a share ``f``
 of moved neurons (at most the ideal ``T + rho``; with more than half moved the whole window is replayed,
 cheaper than gathering), bit-identical to re-running every neuron (``benchmarks/calib.py`` measures it).
+Finding the moved neurons (``nonzero``) is a host sync on a GPU, so there (``path='auto'`` on CUDA, or
+``path='sync_free'``) the shift and the replay run on masks over the whole window instead: ``T + rho``
+updates, no host sync, the same bits (issue 24).
 
 Fixes of the reference code (documented in the spec, section 5.1):
 

@@ -80,7 +80,8 @@ def snn_sweep(
     """Accuracy (%), firing rate, synaptic ops and energy of ``snn`` at every T in ``Ts`` (static input).
 
     Returns ``{"T", "acc", "firing_rate", "synops", "macs", "energy_uJ", "neuron_updates",
-    "layer_firing_rate", "offset_histogram", "rho", "iterations", "D", "n"}``; per-sample quantities are
+    "layer_firing_rate", "offset_histogram", "rho", "iterations", "D", "n"}`` (``D``: spiking-layer calls
+    in one forward pass, the depth of the streaming latency); per-sample quantities are
     averaged over the samples; ``offset_histogram`` maps each spiking layer to its ``before`` / ``after``
     counts of neurons off by 0, 1, 2, >= 3 spikes in the ``rho`` window (empty for ``rho = 0``).
     """
