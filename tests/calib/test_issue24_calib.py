@@ -20,22 +20,14 @@ from sj_calib import (
     spiking_layers,
 )
 
-from .conftest import spike_train_current
+from .conftest import spike_train_current, trained_like
 
 
 def _bn_net():
     """A small BN VGG with realistic thresholds: lambda = the 99th percentile of each pre-activation."""
     torch.manual_seed(0)
-    model = small_vgg(width=4).eval()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-
-    def set_threshold(mod, args):
-        mod.threshold.data.fill_(float(args[0].flatten().quantile(0.99).clamp(min=1e-3)))
-
-    hooks = [m.register_forward_pre_hook(set_threshold) for m in model.modules() if isinstance(m, QCFS)]
+    model = small_vgg(width=4)
+    hooks = trained_like(model)
     with torch.no_grad():
         model(torch.rand(4, 1, 28, 28))
     for h in hooks:
