@@ -64,7 +64,8 @@ _MAXPOOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.A
 #: the one message of convert() and calibrate() for max pooling
 MAXPOOL_HINT = (
     "Max pooling of spikes is not exact (applied per step it over-estimates the rate): train with "
-    "sj_calib.replace_maxpool_by_avgpool as the method does, or pass maxpool='keep' to accept the approximation."
+    "sj_calib.replace_maxpool_by_avgpool as the method does, or pass maxpool='keep' to accept the "
+    "approximation."
 )
 
 
@@ -78,7 +79,8 @@ class UnsupportedModuleError(ValueError):
 
 
 def check_maxpool(model: nn.Module, maxpool: str, arg: str) -> None:
-    """``UnsupportedModuleError`` (:data:`MAXPOOL_HINT`) listing ``model``'s max pooling unless ``maxpool='keep'``."""
+    """Raise :class:`UnsupportedModuleError` (:data:`MAXPOOL_HINT`) naming ``arg`` and listing ``model``'s
+    max pooling modules, unless ``maxpool='keep'``."""
     if maxpool not in ("error", "keep"):
         raise ValueError(f"maxpool: expected 'error' or 'keep', got {maxpool!r}")
     found = [(n, type(m).__name__) for n, m in model.named_modules() if isinstance(m, _MAXPOOL)]
@@ -91,9 +93,10 @@ def preflight(ann: nn.Module, *, maxpool: str = "error") -> list[tuple[str, str]
 
     Supported: conv, linear, BN, average pooling, flatten, dropout (``nn.Dropout`` and SpikingJelly's
     ``layer.Dropout`` / ``Dropout2d``: identity in eval), identity, QCFS and any container built from them
-    (``nn.Sequential``, residual blocks; SpikingJelly's stateless ``layer.*`` wrappers are the same classes). ``maxpool='keep'`` also accepts
-    max pooling (applied per step to the spikes: an approximation, it over-estimates the rate);
-    ``'error'`` (default) rejects it: train with ``replace_maxpool_by_avgpool`` as the method does.
+    (``nn.Sequential``, residual blocks; SpikingJelly's stateless ``layer.*`` wrappers subclass these).
+    ``maxpool='keep'`` also accepts max pooling (applied per step to the spikes: an approximation, it
+    over-estimates the rate); ``'error'`` (default) rejects it: train with ``replace_maxpool_by_avgpool``
+    as the method does.
     ReLU is rejected: swap it for QCFS and train first. Activations called functionally in a
     ``forward`` (``F.relu``) are invisible here; write them as modules.
     """
@@ -199,7 +202,7 @@ class SpikingNet(nn.Module):
             m.path = path
 
     def train(self, mode: bool = True) -> SpikingNet:
-        """Set the wrapper's ``training`` flag; the body always stays in eval mode (see the class docstring)."""
+        """Set the wrapper's ``training`` flag; the body always stays in eval mode (class docstring)."""
         if not isinstance(mode, bool):
             raise ValueError(f"mode: expected a bool, got {mode!r}")
         self.training = mode
@@ -227,9 +230,9 @@ class SpikingNet(nn.Module):
         if not use_sync_free(self.path, x):
             check_finite(x, "x")
             return self._forward(x, T)
+        out = self._forward(x, T)  # validates the shape first
         # no host sync: a sample with NaN/inf anywhere in its input gets NaN outputs instead of an error
         bad = ~torch.isfinite(x).movedim(x.dim() - self.sample_ndim, 0).flatten(1).all(1)
-        out = self._forward(x, T)
         return out.masked_fill(bad.reshape(1, -1, *[1] * (out.dim() - 2)), float("nan"))
 
     def _forward(self, x: torch.Tensor, T: int | None) -> torch.Tensor:
