@@ -145,6 +145,10 @@ def test_sync_free_network_makes_no_host_sync_and_matches_gather(monkeypatch):
         x[1, 0, 3, 3] = float("nan")
         y = fast(x, T=6)
         assert torch.isnan(y[:, 1]).all() and torch.equal(y[:, [0, 2]], ref[:, [0, 2]])
+        seq = x.unsqueeze(0).repeat(6, 1, 1, 1, 1)
+        seq[2:, 1] = 0.5  # the same sample as a [T, B, ...] sequence: NaN at step 0 only
+        y = fast(seq)
+        assert torch.isnan(y[:, 1]).all() and not torch.isnan(y[:, [0, 2]]).any()
         with pytest.raises(ValueError, match="x: expected finite values"):
             net(x, T=6)
     with pytest.raises(ValueError, match="path: expected one of"):
