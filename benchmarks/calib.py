@@ -7,6 +7,7 @@ Also prints the share of neurons whose initial potential the calibration moved: 
 rho-step window, so the cost grows with it (``--bias`` raises the input drive and with it that share).
 
     python benchmarks/calib.py [--T 4 8 16] [--rho 4] [--batch 64] [--reps 7] [--width 16] [--quantile 0.99] [--threads 1]
+                               [--path auto|gather|sync_free]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from sj_common.threads import apply_thread_policy  # no torch import: call it before importing torch
 
 
-def build_nets(ann, x, rho: int, quantile: float = 0.99, device="cpu"):
+def build_nets(ann, x, rho: int, quantile: float = 0.99, device="cpu", path: str = "auto"):
     """``(plain SNN, calibrated SNN)`` on ``device`` from the QCFS ``ann`` whose every lambda is first set
     to ``quantile`` of its pre-activation on ``x`` (as a trained lambda sits near the top of them).
 
@@ -35,7 +36,7 @@ def build_nets(ann, x, rho: int, quantile: float = 0.99, device="cpu"):
     for h in hooks:
         h.remove()
     plain = convert(ann).to(device)
-    return plain, calibrate(plain, rho=rho)
+    return plain, calibrate(plain, rho=rho, path=path)
 
 
 def moved_share(cos, x, T: int) -> float:
@@ -70,6 +71,12 @@ def main(argv=None):
         help="each QCFS lambda = this quantile of its pre-activation on the batch (as training sets it)",
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--path",
+        default="auto",
+        choices=["auto", "gather", "sync_free"],
+        help="calibration path (auto: sync_free on CUDA, gather elsewhere)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: sj_common.threads)")
     args = p.parse_args(argv)
     threads = apply_thread_policy(args.threads)
@@ -81,7 +88,7 @@ def main(argv=None):
     torch.manual_seed(0)
     ann = small_vgg(L=4, width=args.width).eval()
     x = torch.rand(args.batch, 1, 28, 28)
-    plain, cos = build_nets(ann, x, args.rho, args.quantile, dev)
+    plain, cos = build_nets(ann, x, args.rho, args.quantile, dev, path=args.path)
     x = x.to(dev)
 
     def sync():
@@ -90,7 +97,8 @@ def main(argv=None):
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"small_vgg width {args.width}, batch {args.batch}, rho {args.rho}, device {dev}, {threads} threads, "
+        f"small_vgg width {args.width}, batch {args.batch}, rho {args.rho}, path {args.path}, device {dev}, "
+        f"{threads} threads, "
         f"{os.cpu_count()} CPUs, load average {load:.2f} at start"
     )
     print(

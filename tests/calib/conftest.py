@@ -24,6 +24,27 @@ def spike_train_current(T=16, B=8, n_in=32, n_out=64, seed=0, p=0.3, scale=0.35)
 
 
 import pytest  # noqa: E402
+from torch import nn  # noqa: E402
+
+from sj_calib import QCFS  # noqa: E402
+
+
+def trained_like(model, seed=0):
+    """Give a random net realistic thresholds: lambda = 99th percentile of each pre-activation.
+
+    Puts ``model`` in eval mode with random BN statistics; returns the pre-hooks that set each QCFS
+    threshold on the next forward (remove them after one batch)."""
+    torch.manual_seed(seed)
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+
+    def set_threshold(mod, args):
+        mod.threshold.data.fill_(float(args[0].flatten().quantile(0.99).clamp(min=1e-3)))
+
+    return [m.register_forward_pre_hook(set_threshold) for m in model.modules() if isinstance(m, QCFS)]
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -22,6 +22,8 @@ from sj_calib import (
     spiking_layers,
 )
 
+from .conftest import trained_like
+
 
 @pytest.mark.compat
 def test_qcfs_forward_and_gradients():
@@ -65,28 +67,13 @@ def test_preflight_lists_every_unsupported_module():
         convert(nn.Sequential(nn.Linear(3, 3)))
 
 
-def _trained_like(model, seed=0):
-    """Give a random net realistic thresholds: lambda = 99th percentile of each pre-activation."""
-    torch.manual_seed(seed)
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-
-    def set_threshold(mod, args):
-        mod.threshold.data.fill_(float(args[0].flatten().quantile(0.99).clamp(min=1e-3)))
-
-    return [m.register_forward_pre_hook(set_threshold) for m in model.modules() if isinstance(m, QCFS)]
-
-
 @pytest.mark.compat
 @pytest.mark.parametrize(
     "factory,shape", [(lambda: small_vgg(width=8), (2, 1, 28, 28)), (lambda: resnet20(10), (1, 3, 16, 16))]
 )
 def test_large_T_approaches_ann(factory, shape):
     model = factory()
-    hooks = _trained_like(model)
+    hooks = trained_like(model)
     x = torch.rand(*shape)
     with torch.no_grad():
         model(x)  # set thresholds
@@ -105,7 +92,7 @@ def test_large_T_approaches_ann(factory, shape):
 @pytest.mark.compat
 def test_convert_fold_bn_and_time_dimension():
     model = small_vgg(width=8)
-    hooks = _trained_like(model)
+    hooks = trained_like(model)
     x = torch.rand(3, 1, 28, 28)
     with torch.no_grad():
         model(x)
@@ -131,7 +118,7 @@ def test_convert_fold_bn_and_time_dimension():
 @pytest.mark.compat
 def test_calibrated_net_causal_and_reset_free():
     model = small_vgg(width=8).double()  # float64: batch-size dependent BLAS rounding cannot flip a spike
-    hooks = _trained_like(model, seed=1)
+    hooks = trained_like(model, seed=1)
     x = torch.rand(4, 1, 28, 28, dtype=torch.float64)
     with torch.no_grad():
         model(x)
@@ -201,7 +188,7 @@ def test_torchvision_resnet_converts():
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
     ann = replace_maxpool_by_avgpool(replace_relu_by_qcfs(torchvision.models.resnet18(num_classes=10), L=4))
-    hooks = _trained_like(ann)
+    hooks = trained_like(ann)
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         ann(x)

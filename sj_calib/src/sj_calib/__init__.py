@@ -2,7 +2,8 @@
 
 >>> from sj_calib import replace_relu_by_qcfs, convert, calibrate
 >>> ann = replace_relu_by_qcfs(my_cnn, L=4)            # train it as usual
->>> snn = convert(ann, T=4)                             # uncalibrated QCFS SNN, [B, ...] or [T, B, ...] in
+>>> snn = convert(ann, T=4, example_input=train_images)  # uncalibrated QCFS SNN, [B, ...] or [T, B, ...] in;
+>>> #   example_input: warns (ConversionWarning) when the learned thresholds do not fit the activations
 >>> cos = calibrate(snn, rho=4)                         # offset-spike calibrated copy (also any IF SNN)
 >>> logits = cos(images).mean(0)                        # [T, B, K] -> mean over time
 """
@@ -33,6 +34,8 @@ _LAZY = {
     "qcfs_layers": "qcfs",
     "replace_maxpool_by_avgpool": "qcfs",
     "replace_relu_by_qcfs": "qcfs",
+    "ConversionWarning": "threshold_check",
+    "check_conversion": "threshold_check",
 }
 
 if TYPE_CHECKING:
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
         offset_spike_if_with_info,
     )
     from .qcfs import QCFS, qcfs_layers, replace_maxpool_by_avgpool, replace_relu_by_qcfs
+    from .threshold_check import ConversionWarning, check_conversion
 
 __version__ = "0.1.0"
 
@@ -77,6 +81,8 @@ __all__ = [
     "SpikingNet",
     "TimeFlattened",
     "UnsupportedModuleError",
+    "ConversionWarning",
+    "check_conversion",
 ]
 
 

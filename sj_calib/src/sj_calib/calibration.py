@@ -17,7 +17,7 @@ import copy
 from spikingjelly.activation_based import base, functional, layer, neuron
 from torch import nn
 
-from .conversion import SpikingNet, TimeFlattened, _sample_ndim, _swap, spiking_layers
+from .conversion import SpikingNet, TimeFlattened, _sample_ndim, _swap, check_maxpool, spiking_layers
 from .offset_spike import OffsetSpikeIF, check_options, check_threshold
 
 __all__ = ["calibrate"]
@@ -32,6 +32,8 @@ def calibrate(
     iterations: int = 1,
     T: int | None = None,
     sample_ndim: int | None = None,
+    path: str = "auto",
+    maxpool: str = "error",
 ) -> SpikingNet:
     """Return a calibrating copy of ``snn`` (``snn`` itself is not modified).
 
@@ -41,17 +43,28 @@ def calibrate(
         shift, saturate, iterations: see :func:`sj_calib.offset_spike_if`.
         T: default time steps for static input (kept from a ``SpikingNet`` when ``None``).
         sample_ndim: dims of one static input batch, inferred from the first conv/linear when ``None``.
+        path: ``'auto'`` (sync-free on CUDA, gather elsewhere), ``'gather'`` or ``'sync_free'``: see
+            :func:`sj_calib.offset_spike_if` (same bits; the sync-free path makes no host sync).
+        maxpool: ``'error'`` (default) refuses max pooling with the same :class:`UnsupportedModuleError` as
+            :func:`sj_calib.convert`, ``'keep'`` accepts it (applied per step to the spikes: an approximation).
+            Not checked again for a :class:`SpikingNet` (``convert`` decided).
+
+    SpikingJelly's ``layer.Dropout`` / ``Dropout2d`` (identity in eval, e.g. in ``spiking_vgg11_bn``'s
+    classifier) are dropped.
 
     Returns:
         A :class:`SpikingNet`: ``out = net(x_seq)`` with ``x_seq`` ``[T, B, ...]`` gives ``[T, B, K]``;
         with ``net.T`` set it also takes a static ``[B, ...]`` batch. Latency: ``T`` main steps,
         ``iterations * rho + T`` neuron updates per layer, about ``D * rho + T`` end to end when streaming.
     """
-    check_options(rho, shift, saturate, iterations)
+    check_options(rho, shift, saturate, iterations, path)
+    if maxpool not in ("error", "keep"):
+        raise ValueError(f"maxpool: expected 'error' or 'keep', got {maxpool!r}")
     if isinstance(snn, SpikingNet):
-        net = copy.deepcopy(snn)
+        net = copy.deepcopy(snn).eval()
         for _, m in spiking_layers(net):
             m.rho, m.shift, m.saturate, m.iterations = rho, shift, saturate, iterations
+        net.set_path(path)
         if T is not None:
             net.T = T
         return net
@@ -62,7 +75,9 @@ def calibrate(
     if not ifs:
         names = ", ".join(f"{n} ({type(m).__name__})" for n, m in found) or "none"
         raise ValueError(f"snn: no SpikingJelly IFNode found to calibrate (stateful modules: {names})")
-    others = [(n, m) for n, m in found if not isinstance(m, neuron.IFNode) and not _inside(n, ifs)]
+    others = [
+        (n, m) for n, m in found if not isinstance(m, (neuron.IFNode, layer.Dropout)) and not _inside(n, ifs)
+    ]
     if others:
         listing = ", ".join(f"{n} ({type(m).__name__})" for n, m in others)
         raise ValueError(f"snn: offset-spike calibration needs IF neurons only; found {listing}")
@@ -72,6 +87,7 @@ def calibrate(
                 f"snn: neuron {n!r} has hard reset (v_reset={m.v_reset}); COS needs v_reset=None"
             )
         check_threshold(m.v_threshold, f"snn: neuron {n!r} v_threshold")
+    check_maxpool(snn, maxpool, "snn")
     nd = sample_ndim if sample_ndim is not None else _sample_ndim(snn)
     body = copy.deepcopy(snn).eval()
     functional.set_step_mode(body, "s")  # stateless SJ layers then act on the [T*B, ...] stream
@@ -85,12 +101,14 @@ def calibrate(
             )
         if isinstance(m, layer.SeqToANNContainer):
             return nn.Sequential(*m.children())
+        if isinstance(m, layer.Dropout):  # identity in eval; a MemoryModule we need not carry
+            return nn.Identity()
         return None
 
     _swap(body, swap)
     for p in body.parameters():
         p.requires_grad_(False)
-    return SpikingNet(body, nd, T)
+    return SpikingNet(body, nd, T, path)
 
 
 def _inside(name: str, ifs) -> bool:

@@ -18,13 +18,18 @@ activation statistics, not from the trained lambda (spec 5.2).
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
+from spikingjelly.activation_based import functional
+from spikingjelly.activation_based import layer as sj_layer
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from .offset_spike import OffsetSpikeIF, check_finite, check_threshold
+from .offset_spike import OffsetSpikeIF, check_finite, check_options, check_threshold, use_sync_free
 from .qcfs import QCFS
+from .sharing import untie_shared
+from .threshold_check import MIN_AGREEMENT, ConversionWarning, check_conversion, warning_text
 
 __all__ = [
     "UnsupportedModuleError",
@@ -53,26 +58,45 @@ _SUPPORTED = (
     nn.Dropout,
     nn.Identity,
     QCFS,
+    sj_layer.Dropout,  # SpikingJelly's (also Dropout2d): a MemoryModule, identity in eval; dropped
 )
-_MAXPOOL = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)
+_MAXPOOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+#: the one message of convert() and calibrate() for max pooling
+MAXPOOL_HINT = (
+    "Max pooling of spikes is not exact (applied per step it over-estimates the rate): train with "
+    "sj_calib.replace_maxpool_by_avgpool as the method does, or pass maxpool='keep' to accept the "
+    "approximation."
+)
 
 
 class UnsupportedModuleError(ValueError):
-    """The ANN holds modules the conversion cannot make exact; ``.modules`` lists ``(name, class)``."""
+    """The network holds modules the conversion cannot make exact; ``.modules`` lists ``(name, class)``."""
 
-    def __init__(self, modules: list[tuple[str, str]], hint: str = ""):
+    def __init__(self, modules: list[tuple[str, str]], hint: str = "", arg: str = "ann"):
         self.modules = modules
         listing = ", ".join(f"{n} ({c})" for n, c in modules)
-        super().__init__(f"ann: cannot convert {len(modules)} module(s): {listing}. {hint}".strip())
+        super().__init__(f"{arg}: cannot convert {len(modules)} module(s): {listing}. {hint}".strip())
+
+
+def check_maxpool(model: nn.Module, maxpool: str, arg: str) -> None:
+    """Raise :class:`UnsupportedModuleError` (:data:`MAXPOOL_HINT`) naming ``arg`` and listing ``model``'s
+    max pooling modules, unless ``maxpool='keep'``."""
+    if maxpool not in ("error", "keep"):
+        raise ValueError(f"maxpool: expected 'error' or 'keep', got {maxpool!r}")
+    found = [(n, type(m).__name__) for n, m in model.named_modules() if isinstance(m, _MAXPOOL)]
+    if found and maxpool == "error":
+        raise UnsupportedModuleError(found, MAXPOOL_HINT, arg)
 
 
 def preflight(ann: nn.Module, *, maxpool: str = "error") -> list[tuple[str, str]]:
     """List every leaf module of ``ann`` the conversion does not support, as ``(name, class name)``.
 
-    Supported: conv, linear, BN, average pooling, flatten, dropout (identity in eval), identity, QCFS and
-    any container built from them (``nn.Sequential``, residual blocks). ``maxpool='keep'`` also accepts
-    max pooling (applied per step to the spikes: an approximation, it over-estimates the rate);
-    ``'error'`` (default) rejects it: train with ``replace_maxpool_by_avgpool`` as the method does.
+    Supported: conv, linear, BN, average pooling, flatten, dropout (``nn.Dropout`` and SpikingJelly's
+    ``layer.Dropout`` / ``Dropout2d``: identity in eval), identity, QCFS and any container built from them
+    (``nn.Sequential``, residual blocks; SpikingJelly's stateless ``layer.*`` wrappers subclass these).
+    ``maxpool='keep'`` also accepts max pooling (applied per step to the spikes: an approximation, it
+    over-estimates the rate); ``'error'`` (default) rejects it: train with ``replace_maxpool_by_avgpool``
+    as the method does.
     ReLU is rejected: swap it for QCFS and train first. Activations called functionally in a
     ``forward`` (``F.relu``) are invisible here; write them as modules.
     """
@@ -150,13 +174,40 @@ class SpikingNet(nn.Module):
         body: the network; its neurons are ``TimeFlattened(OffsetSpikeIF)``, the rest runs on ``[T*B, ...]``.
         sample_ndim: dims of one *static batch* (4 for ``[B, C, H, W]`` images, 2 for ``[B, F]``).
         T: default number of time steps for static input (``None``: sequences only).
+        path: the calibration path (:meth:`set_path`). On the sync-free path (CUDA by default) the input
+            is not checked on the host: a sample with NaN or inf gets NaN outputs instead of a ``ValueError``.
+
+    Inference only: it is built in eval mode, and :meth:`train` sets only the wrapper's flag while the body
+    stays in eval mode. In train mode a BatchNorm would normalise with the statistics of the ``T*B`` stream
+    and overwrite its running statistics, and the calibrated layers cannot be trained (their output is
+    ``spikes * theta`` with no surrogate gradient); the parameters are frozen.
     """
 
-    def __init__(self, body: nn.Module, sample_ndim: int, T: int | None = None):
+    def __init__(self, body: nn.Module, sample_ndim: int, T: int | None = None, path: str = "auto"):
         super().__init__()
         self.body = body
         self.sample_ndim = int(sample_ndim)
         self.T = T
+        #: the result of :func:`sj_calib.threshold_check.check_conversion` when ``convert`` ran it
+        self.conversion_check: dict | None = None
+        self.set_path(path)
+        self.eval()
+
+    def set_path(self, path: str) -> None:
+        """Select the calibration path of the network and all its layers (see :func:`offset_spike_if`):
+        ``'auto'`` (sync-free on CUDA, gather elsewhere), ``'gather'`` or ``'sync_free'``."""
+        check_options(0, path=path)
+        self.path = path
+        for m in self.layers:
+            m.path = path
+
+    def train(self, mode: bool = True) -> SpikingNet:
+        """Set the wrapper's ``training`` flag; the body always stays in eval mode (class docstring)."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"mode: expected a bool, got {mode!r}")
+        self.training = mode
+        self.body.eval()
+        return self
 
     @property
     def layers(self) -> list[OffsetSpikeIF]:
@@ -176,8 +227,16 @@ class SpikingNet(nn.Module):
     def forward(self, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x: expected a tensor, got {type(x).__name__}")
+        if not use_sync_free(self.path, x):
+            check_finite(x, "x")
+            return self._forward(x, T)
+        out = self._forward(x, T)  # validates the shape first
+        # no host sync: a sample with NaN/inf anywhere in its input gets NaN outputs instead of an error
+        bad = ~torch.isfinite(x).movedim(x.dim() - self.sample_ndim, 0).flatten(1).all(1)
+        return out.masked_fill(bad.reshape(1, -1, *[1] * (out.dim() - 2)), float("nan"))
+
+    def _forward(self, x: torch.Tensor, T: int | None) -> torch.Tensor:
         T = T if T is not None else self.T
-        check_finite(x, "x")
         if x.dim() == self.sample_ndim:
             if T is None:
                 raise ValueError(
@@ -246,6 +305,8 @@ def convert(
     fold_bn: bool = False,
     maxpool: str = "error",
     sample_ndim: int | None = None,
+    path: str = "auto",
+    example_input: torch.Tensor | None = None,
 ) -> SpikingNet:
     """Convert a QCFS-trained ANN into a :class:`SpikingNet` of IF neurons (the ANN is not modified).
 
@@ -254,16 +315,32 @@ def convert(
     Runs :func:`preflight` first and raises :class:`UnsupportedModuleError` listing every unsupported
     module by name. ``fold_bn`` folds BN into the preceding conv/linear inside ``nn.Sequential``
     containers (other BNs are kept, evaluated in eval mode at every step: exact either way).
-    A QCFS used at several places (torchvision's shared ``self.relu``) becomes one shared layer: exact,
-    because the layer resets itself and recomputes its initial potentials at every call.
+    A QCFS used at several places (a block calling one ``self.relu`` twice, as torchvision's) becomes one
+    spiking layer per use, each with that QCFS's threshold (:func:`sj_calib.sharing.untie_shared`), so
+    every layer has its own statistics and the depth counts every use.
+
+    ``example_input``: a static batch ``[B, ...]`` (e.g. some training images). When given, the QCFS ANN
+    is compared with its float twin on it (:func:`sj_calib.threshold_check.check_conversion`: top-1
+    agreement with every QCFS as ``clamp(z, 0, lambda)``, the SNN's large-T limit); below 90% a
+    :class:`~sj_calib.threshold_check.ConversionWarning` names the layers whose lambda exceeds the 99th
+    percentile of their input (typically a large ``init_threshold`` that training did not move; the SNN's
+    accuracy then swings with T). The result is kept as ``snn.conversion_check``.
+    ``path``: the calibration path of :meth:`SpikingNet.set_path`. SpikingJelly's ``layer.Dropout`` /
+    ``Dropout2d`` (identity in eval) are accepted and dropped.
     """
+    check_options(rho, shift, saturate, iterations, path)
     bad = preflight(ann, maxpool=maxpool)
     if bad:
-        raise UnsupportedModuleError(
-            bad,
-            "Swap ReLUs with sj_calib.replace_relu_by_qcfs and max pooling with "
-            "replace_maxpool_by_avgpool before training (or pass maxpool='keep').",
-        )
+        pools = {n for n, m in ann.named_modules() if isinstance(m, _MAXPOOL)}
+        hints = []
+        if any(n not in pools for n, _ in bad):
+            hints.append(
+                "Swap ReLUs with sj_calib.replace_relu_by_qcfs before training; other modules are not "
+                "exact on spikes."
+            )
+        if any(n in pools for n, _ in bad):
+            hints.append(MAXPOOL_HINT)
+        raise UnsupportedModuleError(bad, " ".join(hints))
     qcfs = [(n, m) for n, m in ann.named_modules() if isinstance(m, QCFS)]
     if not qcfs:
         raise ValueError("ann: no QCFS activation found; train with sj_calib.replace_relu_by_qcfs first")
@@ -271,10 +348,14 @@ def convert(
         check_threshold(m.threshold.detach(), f"ann: QCFS {n!r} threshold")
     nd = sample_ndim if sample_ndim is not None else _sample_ndim(ann)
     body = copy.deepcopy(ann).eval()
+    body, _ = untie_shared(body, QCFS, copy.deepcopy, replace_root=True, name="ann")
+    functional.set_step_mode(body, "s")  # SpikingJelly's stateless layers then act on the [T*B, ...] stream
     if fold_bn:
         fold_batchnorm(body)
 
     def to_if(m):
+        if isinstance(m, sj_layer.Dropout):
+            return nn.Identity()
         if isinstance(m, QCFS):
             if abs(m.shift - 0.5) > 1e-12:
                 raise ValueError(f"ann: QCFS shift must be 1/2 for conversion (v_0 = theta/2), got {m.shift}")
@@ -287,4 +368,9 @@ def convert(
     _swap(body, to_if)
     for p in body.parameters():
         p.requires_grad_(False)
-    return SpikingNet(body, nd, T)
+    snn = SpikingNet(body, nd, T, path)
+    if example_input is not None:
+        snn.conversion_check = check_conversion(ann, example_input)
+        if snn.conversion_check["agreement"] < MIN_AGREEMENT:
+            warnings.warn(warning_text(snn.conversion_check), ConversionWarning, stacklevel=2)
+    return snn

@@ -16,6 +16,9 @@ the window; the others' first ``rho`` main steps *are* their pre-simulation (sam
 the node continues every neuron from step ``rho``: ``T + f * rho`` neuron updates per layer for a share ``f``
 of moved neurons (at most the ideal ``T + rho``; with more than half moved the whole window is replayed,
 cheaper than gathering), bit-identical to re-running every neuron (``benchmarks/calib.py`` measures it).
+Finding the moved neurons (``nonzero``) is a host sync on a GPU, so there (``path='auto'`` on CUDA, or
+``path='sync_free'``) the shift and the replay run on masks over the whole window instead: ``T + rho``
+updates, no host sync, the same bits (issue 24).
 
 Fixes of the reference code (documented in the spec, section 5.1):
 
@@ -47,6 +50,10 @@ __all__ = [
 
 _SHIFTS = ("reference", "theta")
 _SATURATES = ("reference", "skip")
+#: "gather": only the moved neurons are gathered and replayed (needs their indices: nonzero(), a host sync
+#: on GPU; fastest on CPU). "sync_free": the shift and the replay run on masks over the whole window (no
+#: host sync; the choice on CUDA). "auto": "sync_free" on CUDA tensors, "gather" elsewhere. Same bits.
+PATHS = ("auto", "gather", "sync_free")
 #: reference constants (spec 4.1): firing-test margins and the "no spike / no silent step" sentinels
 _MARGIN_DOWN, _MARGIN_UP, _SENTINEL = 0.999, 1.001, 1000.0
 
@@ -73,8 +80,12 @@ class CalibrationInfo:
     presim_steps: int
 
 
-def check_options(rho, shift: str = "reference", saturate: str = "reference", iterations: int = 1) -> None:
+def check_options(
+    rho, shift: str = "reference", saturate: str = "reference", iterations: int = 1, path: str = "auto"
+) -> None:
     """Raise a ``ValueError`` naming the argument when a calibration option is invalid."""
+    if path not in PATHS:
+        raise ValueError(f"path: expected one of {PATHS}, got {path!r}")
     if not isinstance(rho, int) or isinstance(rho, bool) or rho < 0:
         raise ValueError(f"rho: expected an int >= 0 (pre-simulation steps), got {rho!r}")
     if shift not in _SHIFTS:
@@ -85,7 +96,7 @@ def check_options(rho, shift: str = "reference", saturate: str = "reference", it
         raise ValueError(f"iterations: expected an int >= 1, got {iterations!r}")
 
 
-def _check(x_seq, v_threshold, rho, shift, saturate, iterations, *, finite: bool = False) -> float:
+def _check(x_seq, v_threshold, rho, shift, saturate, iterations, path="auto", *, finite=False) -> float:
     if not isinstance(x_seq, torch.Tensor) or not x_seq.is_floating_point():
         raise TypeError(
             f"x_seq: expected a floating-point tensor [T, B, ...], got {type(x_seq).__name__}"
@@ -100,7 +111,7 @@ def _check(x_seq, v_threshold, rho, shift, saturate, iterations, *, finite: bool
     if x_seq.shape[0] < 1:
         raise ValueError(f"x_seq: expected T >= 1 time steps, got shape {tuple(x_seq.shape)}")
     v_threshold = check_threshold(v_threshold)
-    check_options(rho, shift, saturate, iterations)
+    check_options(rho, shift, saturate, iterations, path)
     if rho > x_seq.shape[0]:
         raise ValueError(
             f"x_seq: the pre-simulation needs at least rho={rho} input steps, got T={x_seq.shape[0]} "
@@ -178,11 +189,23 @@ def _new_node():
     return if_node(v_threshold=1.0, v_reset=None, store_v_seq=False, step_mode="m")
 
 
-def _shifted_v0(v0, lower, up, sat, s, h, shift, saturate):
+def use_sync_free(path: str, x: torch.Tensor) -> bool:
+    """Whether ``path`` (one of :data:`PATHS`) takes the sync-free path for a tensor ``x``."""
+    return path == "sync_free" or (path == "auto" and x.is_cuda)
+
+
+def _shifted_v0(v0, lower, up, sat, s, h, shift, saturate, sync_free=False):
     """The next initial potentials (flat ``[N]``) from one pass's masks, spikes and H (``[rho, N]``)."""
     dt = v0.dtype
     if shift == "theta":
         v0 = v0 - lower.to(dt) + up.to(dt)
+    elif sync_free:
+        # the gather branch's arithmetic on every neuron: a neuron that does not move gets
+        # v0 - 0 * d_down + 0 * d_up = v0 (d_down, d_up are finite), so the bits are the same
+        big = torch.finfo(h.dtype).max / 4
+        d_down = ((h + (1.0 - s) * big).amin(0) - _MARGIN_DOWN).clamp_(min=1.0)
+        d_up = (_MARGIN_UP - (h - s * big).amax(0)).clamp_(min=1.0)
+        v0 = v0.addcmul(lower.to(dt), d_down, value=-1.0).addcmul_(up.to(dt), d_up)
     else:
         # lowest pre-reset H among spiking steps / highest among silent steps, computed only for the
         # neurons that move (the same element-wise arithmetic as on the whole tensor, so the same bits).
@@ -208,8 +231,12 @@ def _shifted_v0(v0, lower, up, sat, s, h, shift, saturate):
 
 
 @torch.no_grad()
-def _calibrated_spikes(node, u_seq, rho, shift, saturate, iterations, want_info):
+def _calibrated_spikes(node, u_seq, rho, shift, saturate, iterations, want_info, sync_free=False):
     """COS on normalized input ``u_seq`` [T, B, ...] (threshold units). Returns spikes {0,1} and info.
+
+    ``sync_free``: no host synchronisation (for CUDA): the shift is computed on every neuron and the whole
+    window is replayed from the new initial potentials (same bits as the gather path; ``want_info``
+    still syncs nothing here, the layer's recording does).
 
     Cost: ``rho`` pre-simulation steps on every neuron, ``T`` main steps, and the first ``rho`` main steps
     again only for the neurons whose initial potential moved: a neuron left at v_0 = 1/2 repeats its
@@ -247,11 +274,13 @@ def _calibrated_spikes(node, u_seq, rho, shift, saturate, iterations, want_info)
         up = up & ~sat
         if masks is None:
             masks, n_before = (lower, up, sat), n
-        v0 = _shifted_v0(v0, lower, up, sat, s, h, shift, saturate)
+        v0 = _shifted_v0(v0, lower, up, sat, s, h, shift, saturate, sync_free)
     # main run: replay the window for the neurons that moved, then the node continues from step rho
-    moved = (v0 != 0.5).nonzero().squeeze(1)
     v_state = v_first
-    if 2 * moved.numel() > v0.numel():  # most moved: replaying all is cheaper than gathering (same bits)
+    moved = None if sync_free else (v0 != 0.5).nonzero().squeeze(1)
+    if moved is None or 2 * moved.numel() > v0.numel():
+        # replay everyone: sync-free, and cheaper than gathering when most moved (same bits: the others
+        # start from 1/2 again and repeat their pre-simulation)
         _, _, v_state = _presim(u[:rho], v0, out[:rho])
     elif moved.numel():
         s_m, _, v_m = _presim(u[:rho].index_select(1, moved), v0.index_select(0, moved))
@@ -282,11 +311,13 @@ def offset_spike_if_with_info(
     saturate: str = "reference",
     iterations: int = 1,
     node=None,
+    path: str = "auto",
 ) -> tuple[torch.Tensor, CalibrationInfo]:
     """:func:`offset_spike_if` that also returns a :class:`CalibrationInfo` (masks, v0, offset spikes)."""
-    theta = _check(x_seq, v_threshold, rho, shift, saturate, iterations, finite=True)
+    theta = _check(x_seq, v_threshold, rho, shift, saturate, iterations, path, finite=True)
     node = node if node is not None else _new_node()
-    spikes, info = _calibrated_spikes(node, x_seq / theta, rho, shift, saturate, iterations, True)
+    sync_free = use_sync_free(path, x_seq)
+    spikes, info = _calibrated_spikes(node, x_seq / theta, rho, shift, saturate, iterations, True, sync_free)
     return spikes * theta, info
 
 
@@ -299,6 +330,7 @@ def offset_spike_if(
     saturate: str = "reference",
     iterations: int = 1,
     node=None,
+    path: str = "auto",
 ) -> torch.Tensor:
     """One IF layer with offset-spike calibration, as a pure function on tensors.
 
@@ -318,19 +350,31 @@ def offset_spike_if(
             again where an offset remains (costs ``rho`` more steps per pass).
         node: optional SpikingJelly IF node (threshold 1, ``v_reset=None``, multi-step) for the main
             run; a fresh one otherwise.
+        path: ``'gather'`` replays only the neurons whose initial potential moved (finding them is a
+            host sync on a GPU; fastest on CPU), ``'sync_free'`` works on masks over the whole window
+            (no host sync in the calibration), ``'auto'`` (default) takes ``'sync_free'`` on CUDA and
+            ``'gather'`` elsewhere. Both give the same bits. (This function still checks its input for
+            NaN/inf, one sync; :class:`OffsetSpikeIF` does not.)
 
     Returns:
         ``[T, B, ...]`` output spikes times theta (same dtype/device as ``x_seq``).
     """
-    theta = _check(x_seq, v_threshold, rho, shift, saturate, iterations, finite=True)
+    theta = _check(x_seq, v_threshold, rho, shift, saturate, iterations, path, finite=True)
     node = node if node is not None else _new_node()
-    spikes, _ = _calibrated_spikes(node, x_seq / theta, rho, shift, saturate, iterations, False)
+    sync_free = use_sync_free(path, x_seq)
+    spikes, _ = _calibrated_spikes(node, x_seq / theta, rho, shift, saturate, iterations, False, sync_free)
     return spikes * theta
 
 
 class OffsetSpikeIF(base.MemoryModule):
     """Calibrating IF layer: an IF neuron (theta = ``v_threshold``, soft reset, v_0 = theta/2) with
     offset-spike calibration, input ``[T, B, ...]`` -> output ``[T, B, ...]`` (spikes times theta).
+
+    .. warning:: **Not a drop-in** ``IFNode``. Its output is ``spikes * theta`` (the value a spike carries to
+       the next layer of a converted network), not binary spikes; it is inference-only (no surrogate
+       gradient: it cannot be fine-tuned) and multi-step only. Read spikes as ``out / layer.spike_scale``;
+       :func:`sj_common.metrics.firing_rates` does so and reports this layer (not its inner ``self.node``,
+       which sees only the steps after the pre-simulation) as one neuron layer.
 
     It is the voltage-scaler sandwich of SpikingJelly's converter (``VoltageScaler(1/theta)`` ->
     ``IFNode(1)`` -> ``VoltageScaler(theta)``) with the scaling done inline (``VoltageScaler`` keeps a
@@ -339,6 +383,8 @@ class OffsetSpikeIF(base.MemoryModule):
 
     Input ``[T, B, *features]`` (at least 3-D). The layer does not scan its input for NaN (one more pass per
     layer); :class:`sj_calib.SpikingNet` checks the network's input once, and the pure functions check theirs.
+    ``path`` (``'auto'``, ``'gather'``, ``'sync_free'``): see :func:`offset_spike_if`; with ``'auto'`` a
+    CUDA input runs without host synchronisation (unless ``record=True``: the statistics are read back).
 
     Multi-step only (``step_mode='m'``). Every forward starts from a reset neuron and recomputes its
     initial potentials from the current batch, so ``functional.reset_net`` between batches changes
@@ -356,19 +402,26 @@ class OffsetSpikeIF(base.MemoryModule):
         saturate: str = "reference",
         iterations: int = 1,
         step_mode: str = "m",
+        path: str = "auto",
     ):
         super().__init__()
         if step_mode != "m":
             raise ValueError(f"step_mode: OffsetSpikeIF is multi-step only ('m'), got {step_mode!r}")
         self.v_threshold = check_threshold(v_threshold)
         self.rho, self.shift, self.saturate, self.iterations = rho, shift, saturate, iterations
-        check_options(rho, shift, saturate, iterations)
+        check_options(rho, shift, saturate, iterations, path)
+        self.path = path
         self.step_mode = "m"
         self._ready = True
         self.node = _new_node()
         self.register_memory("v0", None)  # last initial potential (threshold units), for inspection
         self.record = False
         self.clear_stats()
+
+    @property
+    def spike_scale(self) -> float:
+        """The value one output spike carries (theta): ``spikes = output / spike_scale``."""
+        return self.v_threshold
 
     def supported_step_mode(self):
         # SpikingJelly 0.0.0.0.14's MemoryModule.__init__ sets step_mode='s' first: allow it until ready
@@ -395,9 +448,12 @@ class OffsetSpikeIF(base.MemoryModule):
         }
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        theta = _check(x_seq, self.v_threshold, self.rho, self.shift, self.saturate, self.iterations)
+        theta = _check(
+            x_seq, self.v_threshold, self.rho, self.shift, self.saturate, self.iterations, self.path
+        )
+        u_seq, sync_free = x_seq / theta, use_sync_free(self.path, x_seq)
         spikes, info = _calibrated_spikes(
-            self.node, x_seq / theta, self.rho, self.shift, self.saturate, self.iterations, self.record
+            self.node, u_seq, self.rho, self.shift, self.saturate, self.iterations, self.record, sync_free
         )
         if self.record:
             self.v0 = info.v0
@@ -421,5 +477,5 @@ class OffsetSpikeIF(base.MemoryModule):
     def extra_repr(self) -> str:
         return (
             f"v_threshold={self.v_threshold:.4g}, rho={self.rho}, shift={self.shift!r}, "
-            f"saturate={self.saturate!r}, iterations={self.iterations}, step_mode='m'"
+            f"saturate={self.saturate!r}, iterations={self.iterations}, path={self.path!r}, step_mode='m'"
         )

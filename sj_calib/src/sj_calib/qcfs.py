@@ -7,9 +7,13 @@ spike encoder for LLM activations), hence this module.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from spikingjelly.activation_based import quantize
 from torch import nn
+
+from .sharing import untie_shared
 
 __all__ = ["QCFS", "replace_relu_by_qcfs", "replace_maxpool_by_avgpool", "qcfs_layers"]
 
@@ -25,7 +29,9 @@ class QCFS(nn.Module):
     Args:
         L: number of quantization levels (>= 1). After conversion it is the number of time steps at
             which the IF neuron reproduces this activation exactly (for constant input).
-        init_threshold: initial value of the learnable per-layer ceiling ``lam`` (spec: 8.0).
+        init_threshold: initial value of the learnable per-layer ceiling ``lam`` (spec: 8.0). Start it near
+            the scale of the pre-activations (about 2 after BatchNorm): ``lam`` learns slowly, and one left far
+            above the activations makes the SNN's accuracy swing with T (see :func:`replace_relu_by_qcfs`).
         shift: the shift phi (spec: 1/2; the conversion assumes 1/2, matching v_0 = theta/2).
 
     Shape: any ``[B, ...]`` (or ``[T, B, ...]``: the activation is element-wise); output has the same shape.
@@ -63,17 +69,36 @@ def replace_relu_by_qcfs(model: nn.Module, L: int = 4, init_threshold: float = 8
     """Swap every ``nn.ReLU`` / ``nn.ReLU6`` module of ``model`` (in place) for a fresh :class:`QCFS`.
 
     Works on torchvision-style models whose activations are modules. ReLUs called functionally inside a
-    ``forward`` (``F.relu``) cannot be found this way: rewrite them as modules first. A module instance
-    that is reused at several places (torchvision ResNet blocks share one ``self.relu``) gets one QCFS
-    per *attribute*, so both uses keep sharing it; give each use its own ReLU module if you want one
-    threshold per layer. Returns ``model``.
+    ``forward`` (``F.relu``) cannot be found this way: rewrite them as modules first.
+
+    Every *use* gets its own QCFS (own threshold, own spiking layer after conversion): a ReLU instance
+    held under several names, or called at several places by one block's ``forward`` (torchvision's
+    ``BasicBlock`` calls ``self.relu`` twice), is split first (:func:`sj_calib.sharing.untie_shared`; such
+    a block becomes a ``torch.fx.GraphModule`` with the same class name and submodules ``relu``,
+    ``relu_1``). A ``ValueError`` when ``model``'s own ``forward`` calls one ReLU at several places: it
+    cannot change its class in place.
+
+    Args:
+        L: quantization levels of every QCFS.
+        init_threshold: the initial ceiling lambda of every QCFS (the reference's 8.0). Pick it near the
+            scale of the pre-activations (e.g. 1-2 after BatchNorm): lambda learns slowly, and a threshold
+            far above the activations leaves most neurons silent at small ``T`` after conversion and makes
+            the accuracy swing with T (``docs/calib_dropin/results.json``: a BatchNorm CNN trained 2 epochs).
+            ``sj_calib.convert(ann, example_input=...)`` warns when it sees this.
+
+    Returns ``model``.
     """
+    untie_shared(model, (nn.ReLU, nn.ReLU6), copy.deepcopy)
+    _swap_relu(model, L, init_threshold)
+    return model
+
+
+def _swap_relu(model: nn.Module, L: int, init_threshold: float) -> None:
     for name, child in list(model.named_children()):
         if _is_relu(child):
             setattr(model, name, QCFS(L=L, init_threshold=init_threshold))
         else:
-            replace_relu_by_qcfs(child, L=L, init_threshold=init_threshold)
-    return model
+            _swap_relu(child, L, init_threshold)
 
 
 def replace_maxpool_by_avgpool(model: nn.Module) -> nn.Module:

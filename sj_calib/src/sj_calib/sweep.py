@@ -9,7 +9,8 @@ Accounting (spec 3.6, 5.1.12), always reported next to each other:
 * ``per_layer_work = iterations * rho + T``: neuron updates per layer;
 * ``streaming = D * iterations * rho + T``: end-to-end latency of a causal deployment where every
   spiking layer waits for ``rho`` calibrated outputs of its predecessor (``D`` = spiking layers on the
-  longest path, taken as the number of spiking layers: exact for chains and standard residual nets).
+  longest path, taken as the number of spiking-layer calls in one forward pass: a layer used twice
+  counts twice; exact for chains and standard residual nets, whose shortcuts hold no neuron).
 
 Synaptic operations are counted per time step with our own forward hooks on the conv/linear layers
 (not ``op_counter`` / ``sj_common.metrics.synops_energy``: the pre-simulation *replays* inputs that were
@@ -79,7 +80,8 @@ def snn_sweep(
     """Accuracy (%), firing rate, synaptic ops and energy of ``snn`` at every T in ``Ts`` (static input).
 
     Returns ``{"T", "acc", "firing_rate", "synops", "macs", "energy_uJ", "neuron_updates",
-    "layer_firing_rate", "offset_histogram", "rho", "iterations", "D", "n"}``; per-sample quantities are
+    "layer_firing_rate", "offset_histogram", "rho", "iterations", "D", "n"}`` (``D``: spiking-layer calls
+    in one forward pass, the depth of the streaming latency); per-sample quantities are
     averaged over the samples; ``offset_histogram`` maps each spiking layer to its ``before`` / ``after``
     counts of neurons off by 0, 1, 2, >= 3 spikes in the ``rho`` window (empty for ``rho = 0``).
     """
@@ -109,6 +111,13 @@ def snn_sweep(
         return fn
 
     handles = [m.register_forward_hook(hook(n)) for n, m in syn]
+    calls = [0]  # spiking-layer calls per forward: the depth D, counted from the forward pass
+
+    def count_call(mod, args, out):
+        calls[0] += 1
+
+    handles += [m.register_forward_hook(count_call) for _, m in layers]
+    depth = None
     snn.set_record(True)
     correct = torch.zeros(len(Ts))
     n = 0
@@ -117,6 +126,7 @@ def snn_sweep(
             if max_batches is not None and i >= max_batches:
                 break
             out = snn(x.to(device), T=steps).cumsum(0)
+            depth = calls[0] if depth is None else depth
             for j, T in enumerate(Ts):
                 correct[j] += float((out[T - 1].argmax(1).cpu() == y).sum())
             n += len(y)
@@ -175,7 +185,7 @@ def snn_sweep(
         if rho > 0
         else {}
     )
-    res.update(rho=rho, iterations=its, D=len(layers), n=n)
+    res.update(rho=rho, iterations=its, D=depth if depth is not None else len(layers), n=n)
     return res
 
 

@@ -6,8 +6,8 @@ This module is the one owner of the energy model and the synaptic-operation coun
 * :func:`topk_correct` / :func:`topk_accuracy` - top-k hits / accuracy in %, with their argument checks;
   :func:`topk_hits` (device tensor, no host sync) and :func:`check_targets` (one sync) are the two
   halves the training engine uses separately.
-* :func:`firing_rates` - mean spike rate of every SpikingJelly neuron layer, via SpikingJelly's
-  ``monitor.OutputMonitor`` (both SpikingJelly lines).
+* :func:`firing_rates` - mean spike rate of every SpikingJelly neuron layer (and of every layer that
+  declares a ``spike_scale``, such as ``sj_calib.OffsetSpikeIF``), by forward hooks (both SpikingJelly lines).
 * :func:`synops_energy` - synaptic operations (ACs), MACs and the 45 nm compute energy estimate
   (MAC 4.6 pJ, AC 0.9 pJ, Horowitz 2014), every figure named with its unit and whether it is a total
   over the input or per sample. On SpikingJelly 2.x it reports SpikingJelly's own
@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from spikingjelly.activation_based import functional, monitor, neuron
+from spikingjelly.activation_based import functional, neuron
 from torch import nn
 
 from .compat import op_counter
@@ -143,6 +143,23 @@ def _call(model: nn.Module, x: Any) -> Any:
     return model(x)
 
 
+def _rate_units(model: nn.Module, instance) -> list[tuple[str, nn.Module, Any]]:
+    """``(name, module, spike_scale)`` of every unit :func:`firing_rates` watches, in module order.
+
+    A module with a ``spike_scale`` attribute (not ``None``) is one unit whose output is ``spikes x
+    spike_scale`` (``sj_calib.OffsetSpikeIF``: spikes x theta); the neurons inside it are its implementation
+    and are not watched separately (its inner ``IFNode`` sees only the steps after the pre-simulation).
+    """
+    units: list[tuple[str, nn.Module, Any]] = []
+    for name, m in model.named_modules():
+        if any(u == "" or name.startswith(u + ".") for u, _, s in units if s is not None):
+            continue
+        scale = getattr(m, "spike_scale", None)
+        if scale is not None or isinstance(m, instance):
+            units.append((name, m, scale))
+    return units
+
+
 @torch.no_grad()
 def firing_rates(
     model: nn.Module, x_seq: Any, instance: type | tuple[type, ...] = neuron.BaseNode
@@ -152,29 +169,46 @@ def firing_rates(
     Args:
         model: a SpikingJelly network (its training/eval mode is left as it is).
         x_seq: the model's input, multi-step ``[T, B, ...]`` (a tuple/dict is passed as ``*args``/``**kwargs``).
-        instance: the module types to watch; SpikingJelly's ``neuron.BaseNode`` by default.
+        instance: the module types to watch; SpikingJelly's ``neuron.BaseNode`` by default. Modules with a
+            ``spike_scale`` attribute (``sj_calib.OffsetSpikeIF``: output = spikes x theta) are watched too,
+            as one layer each, their rate taken from their own output / ``spike_scale``; the neurons
+            inside them are not reported.
 
     Returns:
         ``{layer_name: spikes / (neurons x steps x samples)}`` in module order, each in ``[0, 1]``
         for binary spikes. The net is reset before and after (``functional.reset_net``).
 
     Raises ``ValueError`` when the model has no such layers.
+
+    Forward hooks of our own rather than SpikingJelly's ``monitor.OutputMonitor``: the monitor watches by
+    type only, so it could neither divide a unit's output by its ``spike_scale`` nor skip the neurons
+    inside a unit.
     """
     _check_tensor_input(x_seq, "x_seq")
-    mon = monitor.OutputMonitor(model, instance, lambda out: (float(out.detach().float().sum()), out.numel()))
+    units = _rate_units(model, instance)
+    if not units:
+        raise ValueError(f"model: expected at least one {instance} neuron layer to monitor, found none")
+    records: dict[str, list[tuple[float, int]]] = {name: [] for name, _, _ in units}
+
+    def hook(name, scale):
+        def fn(mod, args, out):
+            spikes = out.detach().double() if scale is None else out.detach().double() / scale
+            records[name].append((float(spikes.sum()), out.numel()))
+
+        return fn
+
+    handles = [m.register_forward_hook(hook(name, scale)) for name, m, scale in units]
     try:
-        if not mon.monitored_layers:
-            raise ValueError(f"model: expected at least one {instance} neuron layer to monitor, found none")
         functional.reset_net(model)
         _call(model, x_seq)
         rates = {}
-        for name in mon.monitored_layers:
-            records = mon[name]
-            total = sum(n for _, n in records)
-            rates[name] = sum(s for s, _ in records) / total if total else float("nan")
+        for name, rec in records.items():
+            total = sum(n for _, n in rec)
+            rates[name] = sum(s for s, _ in rec) / total if total else float("nan")
         return rates
     finally:
-        mon.remove_hooks()
+        for h in handles:
+            h.remove()
         functional.reset_net(model)
 
 
