@@ -10,10 +10,8 @@ its weights instead. Data: the embedded MNIST-5k digits, repeated to 3 channels 
 Prints the teacher's and the student's test accuracy (%, all 1,000 test digits).
 """
 
-from __future__ import annotations
-
+# ruff: noqa: E402 - a script: the snippet's imports follow the argument parsing, as a user's code would start
 import argparse
-
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("--steps", type=int, default=200, help="student training iterations")
@@ -31,19 +29,21 @@ steps, teacher_steps = args.steps, args.teacher_steps
 # --- snippet start ---
 import torch
 import torch.nn.functional as F
+from sj_common.data import MNIST5k
 from spikingjelly.activation_based import functional, neuron, surrogate
 from spikingjelly.activation_based.model import sew_resnet
 from torch.utils.data import DataLoader
 from torchvision.models import resnet18
 
 from sj_bkd import BlurredDistillationHead, FeatureTap, wsld_loss
-from sj_common.data import MNIST5k
 
 # steps / teacher_steps: training iterations (the example's --steps / --teacher-steps)
 T = 2  # the student's time steps; a static image is repeated over them
 
+
 def rgb(x):  # MNIST [1, 28, 28] -> [3, 28, 28] for the ImageNet-style stems
     return x.expand(3, -1, -1)
+
 
 def batches(n):  # n training batches (x [B, 3, 28, 28], y [B]), epoch after epoch
     loader = DataLoader(MNIST5k("train", transform=rgb), batch_size=32, shuffle=True)
@@ -54,6 +54,7 @@ def batches(n):  # n training batches (x [B, 3, 28, 28], y [B]), epoch after epo
             n -= 1
             yield batch
 
+
 def accuracy(model, multistep):
     model.eval()
     correct = 0
@@ -63,6 +64,7 @@ def accuracy(model, multistep):
             correct += int((z.argmax(1) == y).sum())
             functional.reset_net(model)
     return 100.0 * correct / 1000
+
 
 # The teacher: a torchvision ResNet-18 (trained here for a few steps; load your trained one instead).
 teacher = resnet18(num_classes=10)
@@ -76,7 +78,11 @@ teacher.eval().requires_grad_(False)  # frozen from here on
 
 # The student: SpikingJelly's SEW-ResNet-18 (ADD shortcuts), multi-step: [T, B, 3, H, W] -> [T, B, 10].
 student = sew_resnet.sew_resnet18(
-    cnf="ADD", spiking_neuron=neuron.IFNode, surrogate_function=surrogate.ATan(), detach_reset=True, num_classes=10
+    cnf="ADD",
+    spiking_neuron=neuron.IFNode,
+    surrogate_function=surrogate.ATan(),
+    detach_reset=True,
+    num_classes=10,
 )
 functional.set_step_mode(student, "m")
 s_tap, t_tap = FeatureTap(student, "layer4"), FeatureTap(teacher, "layer4", detach=True)
@@ -95,4 +101,3 @@ for x, y in batches(steps):
 print(f"teacher test accuracy: {accuracy(teacher, False):.1f} %")
 print(f"student test accuracy: {accuracy(student, True):.1f} %")
 # --- snippet end ---
-

@@ -11,6 +11,7 @@ Prints the test accuracy (%, all 1,000 test digits) of the QCFS ANN, and of the 
 with calibration at T = 1, 2, 4.
 """
 
+# ruff: noqa: E402 - a script: the snippet's imports follow the argument parsing, as a user's code would start
 import argparse
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,11 +29,11 @@ steps = args.steps
 # --- snippet start ---
 import torch
 import torch.nn.functional as F
+from sj_common.data import MNIST5k
 from torch import nn
 from torch.utils.data import DataLoader
 
 from sj_calib import calibrate, convert, replace_maxpool_by_avgpool, replace_relu_by_qcfs
-from sj_common.data import MNIST5k
 
 # steps: training iterations (the example's --steps)
 my_cnn = nn.Sequential(

@@ -10,6 +10,7 @@ embedded MNIST-5k digits (static) and their emulated event twin, 10 % of the eve
 Prints the event test accuracy (%, all 1,000 test samples, through the event head).
 """
 
+# ruff: noqa: E402 - a script: the snippet's imports follow the argument parsing, as a user's code would start
 import argparse
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,12 +27,12 @@ steps = args.steps
 
 # --- snippet start ---
 import torch
+from sj_common.data import MNIST5k, MNIST5kEvents, PairedStaticEvent
 from spikingjelly.activation_based import functional, layer, neuron, surrogate
 from spikingjelly.activation_based.model.spiking_vgg import SpikingVGG
 from torch import nn
 from torch.utils.data import DataLoader
 
-from sj_common.data import MNIST5k, MNIST5kEvents, PairedStaticEvent
 from sj_transfer import DomainTransferLoss, SlidingReplacement
 
 # steps: training iterations of the whole run (the example's --steps); the sliding schedule's N
