@@ -53,7 +53,7 @@ params = [*net.parameters(), *static_head.parameters(), *event_head.parameters()
 opt = torch.optim.AdamW(params, lr=5e-3, weight_decay=0.01)  # everything that trains, heads included
 pairs = PairedStaticEvent(MNIST5k("train"), MNIST5kEvents("train", T=T), T=T, train_ratio=0.1, size=34)
 loader = DataLoader(pairs, batch_size=32, shuffle=True)  # (static [B, T, 2, H, W], event [B, T, 2, H, W], y)
-sliding = SlidingReplacement()  # P = (i / steps)^3, i counted over the whole run
+sliding = SlidingReplacement(T=T)  # P = (i / steps)^3; T: it checks that inputs are [T, B, ...]
 i = 0  # the global iteration: it does not restart with each epoch
 while i < steps:
     for xs, xe, y in loader:
