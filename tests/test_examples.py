@@ -2,10 +2,11 @@
 snippet for that plugin, verbatim.
 
 Accuracy thresholds (test setting, one thread, seed 0, all 1,000 test digits; chance is 10 %). Measured
-before setting them: transfer --steps 40: 81.0 %; bkd --steps 40 --teacher-steps 40: student 64.2 %,
-teacher 58.7 %; calib --steps 60: ANN 91.9 %, SNN 91.8 / 92.3 / 90.0 %, calibrated 91.8 / 92.5 / 91.9 % at
-T = 1 / 2 / 4. The thresholds leave a wide margin for other thread counts and library versions, and stay
-far above chance.
+before setting them (the MNIST-5k splits in their seeded random order): transfer --steps 40: 76.6 %; bkd
+--steps 40 --teacher-steps 40: student 56.3 %, teacher 72.4 %; calib --steps 60: ANN 90.9 %, SNN 92.2 / 88.5 /
+89.6 %, calibrated 92.2 / 89.7 / 90.9 % at T = 1 / 2 / 4. The thresholds leave a wide margin for other
+thread counts and library versions, and stay far above chance. CPU time of each at this setting: 8 s
+(calib), 21 s (transfer), 22 s (bkd) on one thread.
 """
 
 from __future__ import annotations
@@ -62,21 +63,21 @@ def _percent(pattern: str, text: str) -> list[float]:
 @pytest.mark.slow
 def test_dropin_transfer_trains():
     out = _run("dropin_transfer.py", "--steps", "40")
-    assert _percent(r"event test accuracy: ([\d.]+) %", out)[0] >= 50.0  # measured 81.0
+    assert _percent(r"event test accuracy: ([\d.]+) %", out)[0] >= 50.0  # measured 76.6
 
 
 @pytest.mark.slow
 def test_dropin_bkd_trains():
     out = _run("dropin_bkd.py", "--steps", "40", "--teacher-steps", "40")
-    assert _percent(r"teacher test accuracy: ([\d.]+) %", out)[0] >= 30.0  # measured 58.7
-    assert _percent(r"student test accuracy: ([\d.]+) %", out)[0] >= 35.0  # measured 64.2
+    assert _percent(r"teacher test accuracy: ([\d.]+) %", out)[0] >= 30.0  # measured 72.4
+    assert _percent(r"student test accuracy: ([\d.]+) %", out)[0] >= 35.0  # measured 56.3
 
 
 @pytest.mark.slow
 def test_dropin_calib_trains():
     out = _run("dropin_calib.py", "--steps", "60")
-    assert _percent(r"QCFS ANN: ([\d.]+) %", out)[0] >= 80.0  # measured 91.9
+    assert _percent(r"QCFS ANN: ([\d.]+) %", out)[0] >= 80.0  # measured 90.9
     snn = _percent(r"T=\d: SNN ([\d.]+) %", out)
     cal = _percent(r"calibrated SNN ([\d.]+) %", out)
     assert len(snn) == len(cal) == 3
-    assert min(snn) >= 70.0 and min(cal) >= 75.0  # measured >= 90.0 and >= 91.8
+    assert min(snn) >= 70.0 and min(cal) >= 75.0  # measured >= 88.5 and >= 89.7
