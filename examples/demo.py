@@ -149,7 +149,9 @@ def train_event_vgg(out: Path, quick: bool, seed: int) -> dict:
     from sj_common.models import small_spiking_vgg
 
     T = 4 if quick else 8
-    train, val, test = (MNIST5kEvents(split, T=T, seed=0) for split in ("train", "val", "test"))
+    train, val, test = (
+        MNIST5kEvents(split, T=T, seed=0, shuffle=False) for split in ("train", "val", "test")
+    )
     torch.manual_seed(seed)
     net = small_spiking_vgg(cfg=(16, "M", 32, "M", 64, "M"), in_channels=2, num_classes=10, pool_size=4)
     config = TrainConfig(
@@ -236,7 +238,7 @@ def event_figures(fig: Figures, res: dict, seed: int) -> None:
     def events_png(path):
         from sj_common.data import MNIST5k, SaccadeEmulator
 
-        test = MNIST5k("test")
+        test = MNIST5k("test", shuffle=False)
         emu = SaccadeEmulator()
         rows = {}
         if FIXTURE.is_file():

@@ -130,3 +130,38 @@ def test_mnist5k_events_twin(tmp_path):
     again = MNIST5kEvents("val", T=4, cache_dir=tmp_path)  # loads the cache
     assert np.array_equal(again.counts, ev.counts)
     assert not np.array_equal(MNIST5kEvents("val", T=4, seed=1).counts[:5], ev.counts[:5])
+
+
+def test_splits_are_shuffled_seeded_and_file_order_on_request(splits):
+    """Issue 25: the splits came sorted by class, so an unshuffled loader or the first n test items saw a
+    few classes only. Each split is now in a seeded random order; shuffle=False keeps the file order."""
+    test = splits["test"]
+    assert len(set(test.targets[:50].tolist())) == 10  # the first 50 items hold every class
+    for ds in splits.values():
+        assert not np.all(np.diff(ds.targets) >= 0)  # not sorted by class
+    again = MNIST5k("test")
+    assert np.array_equal(again.indices, test.indices) and np.array_equal(again.targets, test.targets)
+    other = MNIST5k("test", seed=1)
+    assert not np.array_equal(other.indices, test.indices)
+    filed = MNIST5k("test", shuffle=False)
+    assert np.all(np.diff(filed.indices) > 0) and np.all(
+        np.diff(filed.targets) >= 0
+    )  # file order, class 0 first
+    assert np.array_equal(np.sort(test.indices), filed.indices)  # the same instances, another order
+    _, labels = load_mnist5k()
+    assert np.array_equal(labels[test.indices], test.targets)
+    x, y = test[0]
+    assert torch.equal(x, filed[int(np.flatnonzero(filed.indices == test.indices[0])[0])][0])
+    assert "shuffle=True" in repr(test) and "shuffle=False" in repr(filed)
+    assert not np.array_equal(MNIST5k("val").indices[:20], np.sort(MNIST5k("val").indices[:20]))
+    digits = Digits8x8("test")
+    assert len(set(digits.targets[:40].tolist())) == 10
+
+
+def test_event_twin_follows_the_static_order():
+    ev, st = MNIST5kEvents("val", T=2), MNIST5k("val")
+    assert np.array_equal(ev.indices, st.indices) and np.array_equal(ev.targets, st.targets)
+    filed = MNIST5kEvents("val", T=2, shuffle=False)
+    j = int(np.flatnonzero(filed.indices == ev.indices[0])[0])
+    assert torch.equal(ev[0][0], filed[j][0])  # a sample's frames do not depend on the order
+    assert np.all(np.diff(filed.targets) >= 0)

@@ -139,3 +139,21 @@ def test_empty_batch_is_an_error_not_nan():
         loss.domain_loss(z(4, 0, 8), z(4, 0, 8))
     out = loss(z(4, 1, 10), z(4, 1, 10), torch.randn(4, 1, 8), torch.randn(4, 1, 8), z(1, dtype=torch.long))
     assert torch.isfinite(out.loss)  # one sample is the smallest batch, and it is finite
+
+
+def test_tap_without_store_v_seq_names_the_fix():
+    """Issue 25: a tapped neuron built without store_v_seq=True has v_seq None: the error said only 'got NoneType'."""
+    from spikingjelly.activation_based import functional, neuron
+
+    tap = neuron.LIFNode(step_mode="m")
+    x = torch.rand(2, 3, 5)
+    tap(x)
+    assert tap.v_seq is None
+    loss = DomainTransferLoss(T=2)
+    logits, y = torch.zeros(2, 3, 4), torch.tensor([0, 1, 2])
+    with pytest.raises(ValueError, match=r"static_features: .*got None.*store_v_seq=True"):
+        loss(logits, logits, tap.v_seq, torch.rand(2, 3, 5), y)
+    tap.store_v_seq = True  # the fix the message names
+    functional.reset_net(tap)
+    tap(x)
+    assert loss(logits, logits, tap.v_seq, torch.rand(2, 3, 5), y).loss.isfinite()

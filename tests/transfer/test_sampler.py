@@ -88,3 +88,22 @@ def test_mask_moves_to_the_device_without_a_host_sync(monkeypatch, p):
     moves.clear()
     assert sliding.mask(4, 1, 10, device="meta").device.type == "meta"
     assert ("cpu", False) not in moves
+
+
+def test_batch_first_input_with_default_batch_dim_is_an_error_when_T_is_known():
+    """Issue 25: [B, T, ...] fed with the default batch_dim=1 silently drew one replacement per time step."""
+    sliding = SlidingReplacement(T=4)
+    xs, xe = torch.zeros(6, 4, 2, 3, 3), torch.ones(6, 4, 2, 3, 3)  # batch-first: B=6, T=4
+    with pytest.raises(ValueError, match=r"batch_dim=1 .*\[T, B, \.\.\.\].*T=4.*batch-first.*batch_dim=0"):
+        sliding(xs, xe, iteration=10, total=10)
+    out, m = sliding(xs.transpose(0, 1), xe.transpose(0, 1), iteration=10, total=10)  # time-first: fine
+    assert out.shape == (4, 6, 2, 3, 3) and bool(m.all())  # P(N) = 1: every sample replaced
+    out, m = SlidingReplacement(batch_dim=0, T=4)(xs, xe, iteration=10, total=10)
+    assert m.shape == (6,) and torch.equal(out, xe)
+    with pytest.raises(ValueError, match=r"batch_dim=0 .*dim 1 must hold T=4.*time-first.*batch_dim=1"):
+        SlidingReplacement(batch_dim=0, T=4)(xs.transpose(0, 1), xe.transpose(0, 1), iteration=1, total=10)
+    with pytest.raises(ValueError, match=r"dim 0 must hold T=4 time steps, got shape \(5, 6"):
+        sliding(torch.zeros(5, 6, 2), torch.zeros(5, 6, 2), iteration=1, total=10)  # neither: no hint
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="T: expected None or a positive int"):
+            SlidingReplacement(T=bad)

@@ -174,7 +174,7 @@ def build_data(cfg: BkdConfig, data_root: str | None = None, *, role: str = "stu
     if d.name == "mnist5k":
         from sj_common.data import MNIST5k
 
-        train, val, test = MNIST5k("train"), MNIST5k("val"), MNIST5k("test")
+        train, val, test = (MNIST5k(s, shuffle=False) for s in ("train", "val", "test"))  # published order
     else:
         if not data_root:
             raise UsageError(

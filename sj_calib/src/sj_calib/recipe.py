@@ -284,7 +284,9 @@ class CalibRecipe(Recipe):
             from sj_common.data import MNIST5k
 
             s = d.split_seed
-            train, val, test = MNIST5k("train", seed=s), MNIST5k("val", seed=s), MNIST5k("test", seed=s)
+            train, val, test = (
+                MNIST5k(k, seed=s, shuffle=False) for k in ("train", "val", "test")
+            )  # published order
         else:
             if data_root is None:
                 raise UsageError(

@@ -10,10 +10,10 @@ This module is the one owner of the energy model and the synaptic-operation coun
   declares a ``spike_scale``, such as ``sj_calib.OffsetSpikeIF``), by forward hooks (both SpikingJelly lines).
 * :func:`synops_energy` - synaptic operations (ACs), MACs and the 45 nm compute energy estimate
   (MAC 4.6 pJ, AC 0.9 pJ, Horowitz 2014), every figure named with its unit and whether it is a total
-  over the input or per sample. On SpikingJelly 2.x it reports SpikingJelly's own
-  ``op_counter.estimate_simple_energy``; SpikingJelly 0.0.0.0.14 has no op counter, so there (or with
-  ``backend="hooks"`` on either line, for numbers comparable across lines) a small forward-hook counter
-  over the synaptic layers (convolutions and linear layers) is used.
+  over the input or per sample, counted on the synaptic layers (convolutions and linear layers) by a
+  small forward-hook counter on both SpikingJelly lines (integer inputs such as SEW ADD outputs as
+  value-weighted ACs); on SpikingJelly 2.x it adds SpikingJelly's own, wider-scoped
+  ``op_counter.estimate_simple_energy`` report under ``sj_*`` keys.
 * :func:`layer_acs_per_step` / :func:`layer_macs_per_step` / :func:`energy_pj` - the per-layer counting
   rules and the energy formula themselves, for code that places its own hooks.
 """
@@ -234,7 +234,9 @@ def layer_macs_per_step(m: nn.Module, out: torch.Tensor, steps: int = 1) -> floa
     return out.numel() / steps * _fan_in(m)
 
 
-def layer_acs_per_step(m: nn.Module, x: torch.Tensor, steps: int = 1) -> torch.Tensor:
+def layer_acs_per_step(
+    m: nn.Module, x: torch.Tensor, steps: int = 1, *, weighted: bool = False
+) -> torch.Tensor:
     """Accumulates (synaptic events) per time step of one call of a linear/conv layer ``m`` fed by spikes.
 
     Every non-zero input costs one AC per output it reaches: ``fan_out`` for a linear layer; for a
@@ -246,11 +248,14 @@ def layer_acs_per_step(m: nn.Module, x: torch.Tensor, steps: int = 1) -> torch.T
         x: its input, ``[N, ...]`` where the leading dimensions hold ``steps`` time steps first
             (``[T, B, ...]`` of a multi-step layer or ``[T * B, ...]``).
         steps: number of time steps in the leading dimension.
+        weighted: count ``|x|`` events per input instead of one per non-zero input: for integer inputs
+            that are event counts, such as a SEW-ResNet ADD shortcut's 0/1/2 or event frames (an input of
+            2 is two spikes arriving, so two ACs per reached output).
 
     Returns:
         A float32 tensor ``[steps]`` on ``x``'s device (ACs summed over the samples of each step).
     """
-    nz = (x != 0).to(torch.float32)
+    nz = x.abs().to(torch.float32) if weighted else (x != 0).to(torch.float32)
     if isinstance(m, nn.Linear):
         return nz.reshape(steps, -1).sum(1) * m.out_features
     spatial = m.weight.dim() - 2
@@ -265,13 +270,24 @@ def layer_acs_per_step(m: nn.Module, x: torch.Tensor, steps: int = 1) -> torch.T
     return reach.reshape(steps, -1).sum(1)
 
 
+def _is_integer(x: torch.Tensor) -> bool:
+    return bool((torch.isfinite(x) & (x == x.round())).all())
+
+
 def _layer_ops(m: nn.Module, x: torch.Tensor, out: torch.Tensor) -> tuple[int, int]:
     """(ACs, MACs) of one call of a linear/conv layer: ACs = exact synaptic events of a binary input
-    (non-zero input x the outputs it reaches, padding included), MACs = dense multiply-adds otherwise."""
+    (non-zero input x the outputs it reaches, padding included); an integer input is event counts (a
+    SEW-ResNet ADD shortcut's 0/1/2, event frames), so ``|x|`` events per input (value-weighted ACs: the
+    count of a batch is the sum of its samples' counts, whatever else is in the batch); MACs = dense
+    multiply-adds for any other (analog) input."""
     if _is_binary(x):
         if isinstance(m, nn.Linear):  # exact integer count at any size
             return int(x.count_nonzero()) * m.out_features, 0
         return int(layer_acs_per_step(m, x).sum().round()), 0
+    if _is_integer(x):
+        if isinstance(m, nn.Linear):
+            return int(x.abs().sum(dtype=torch.float64).round()) * m.out_features, 0
+        return int(layer_acs_per_step(m, x, weighted=True).double().sum().round()), 0
     return 0, int(layer_macs_per_step(m, out))
 
 
@@ -310,11 +326,29 @@ def synops_energy(
 ) -> dict[str, Any]:
     """Synaptic operations, MACs, ACs and the 45 nm compute energy of one forward pass of ``x``.
 
+    The counts are those of the synaptic layers (:data:`SYNAPTIC_LAYERS`: convolutions and linear layers),
+    taken by forward hooks, whatever the backend, so both backends give the same ``acs``, ``macs`` and
+    energy. A layer's input decides its cost:
+
+    - binary (spikes): one AC per synaptic event (:func:`layer_acs_per_step`: non-zero input x the outputs
+      it reaches, exact at padded borders);
+    - other integers (a SEW-ResNet ADD shortcut's 0/1/2, event-count frames): value-weighted ACs, ``|x|``
+      events per input, so a sample's count does not depend on the batch it is in;
+    - anything else (analog, e.g. the first layer on images): dense MACs (:func:`layer_macs_per_step`).
+
+    ``backend="spikingjelly"`` (and ``"auto"`` where SpikingJelly 2.x's ``op_counter`` is installed) adds
+    SpikingJelly's own ``op_counter.estimate_simple_energy`` report under ``sj_*`` keys. Its scope is
+    wider, which is why its totals differ: its ACs also count every other addition (neuron membrane
+    updates, BatchNorm, pooling sums, residual additions), its MACs include BatchNorm's affine multiply-adds
+    and charge a non-binary integer input (a SEW ADD output) as dense MACs; its SynOps equal ``acs`` here
+    on binary inputs. Why not its counts as the headline: a different scope from the usual SNN estimate
+    (energy of the synaptic operations), and no rule for integer inputs.
+
     Args:
         model: the network (``[T, B, ...]`` multi-step input); reset before and after.
         x: its input (a tuple/dict is passed as ``*args``/``**kwargs``).
-        backend: ``"auto"`` (SpikingJelly's op_counter when installed, else hooks), ``"spikingjelly"``
-            (error on 0.0.0.0.14) or ``"hooks"``.
+        backend: ``"auto"``, ``"spikingjelly"`` (error on 0.0.0.0.14, which has no op_counter) or ``"hooks"``
+            (the synaptic counts only).
         samples: number of samples in ``x`` for the ``*_per_sample`` figures; default ``B`` of a
             ``[T, B, ...]`` tensor (``None`` for a tuple/dict input: the per-sample figures are then None).
 
@@ -322,22 +356,15 @@ def synops_energy(
         Counts are totals over the whole input (all samples, all time steps); every energy key names
         its unit (pJ) and whether it is a total or per sample:
 
-        - ``"synops"``, ``"acs"``, ``"macs"`` and ``"synops_per_sample"``, ``"acs_per_sample"``,
-          ``"macs_per_sample"``; ``"samples"``;
+        - ``"synops"`` (= ``"acs"``), ``"acs"``, ``"macs"`` and ``"synops_per_sample"``, ``"acs_per_sample"``,
+          ``"macs_per_sample"``; ``"samples"``; ``"per_layer"`` (``{name: {"acs", "macs"}}``, totals);
         - ``"energy_pj_total"`` = ``4.6 pJ x macs + 0.9 pJ x acs`` (:func:`energy_pj`: compute only, no
           memory traffic), split into ``"energy_mac_pj_total"`` and ``"energy_ac_pj_total"``;
           ``"energy_pj_per_sample"`` = ``energy_pj_total / samples``;
-        - ``"backend"``, ``"available"`` (True).
-
-        With ``backend="spikingjelly"``: the counts of ``op_counter.estimate_simple_energy`` (its ACs
-        also cover element-wise additions such as neuron updates; ``synops`` is its SynOpCounter count),
-        plus ``"energy_pj_total_incl_memory"`` (its compute + memory-traffic model, total) and
-        ``"memory_access_bytes_total"``.
-        With ``backend="hooks"``: only synaptic layers (:data:`SYNAPTIC_LAYERS`) are counted; a layer
-        fed by a binary (spike) tensor costs one AC per synaptic event (:func:`layer_acs_per_step`:
-        non-zero input x the outputs it reaches, exact at borders), any other input costs dense MACs
-        (:func:`layer_macs_per_step`; so the first, analog-input layer is MACs). ``"per_layer"`` holds
-        the split (totals).
+        - ``"backend"`` (``"hooks"`` or ``"spikingjelly"``), ``"available"`` (True);
+        - with ``"spikingjelly"``: ``"sj_synops_total"``, ``"sj_acs_total"``, ``"sj_macs_total"``,
+          ``"sj_energy_pj_compute_total"`` (its MAC + AC energy), ``"energy_pj_total_incl_memory"`` (its
+          compute + memory-traffic model) and ``"memory_access_bytes_total"``.
     """
     if backend not in ("auto", "spikingjelly", "hooks"):
         raise ValueError(f"backend: expected 'auto', 'spikingjelly' or 'hooks', got {backend!r}")
@@ -352,24 +379,26 @@ def synops_energy(
             "backend='spikingjelly': SpikingJelly's op_counter is not available on this SpikingJelly line "
             "(0.0.0.0.14 has none); use backend='hooks' or 'auto'"
         )
-    if backend == "hooks" or oc is None:
-        res = _hook_count(model, x)
-        res["backend"] = "hooks"
-    else:
+    res = _hook_count(model, x)
+    res["backend"] = "hooks"
+    if backend != "hooks" and oc is not None:
         functional.reset_net(model)
         try:
             rep = oc.estimate_simple_energy(model, x)
         finally:
             functional.reset_net(model)
         c = rep.counts
-        res = {
-            "backend": "spikingjelly",
-            "synops": int(c.get("synop", 0)),
-            "acs": int(c.get("ac", 0)),
-            "macs": int(c.get("mac", 0)),
-            "energy_pj_total_incl_memory": float(rep.energy_total_pj),
-            "memory_access_bytes_total": int(c.get("memory_access_bytes", 0)),
-        }
+        res.update(
+            {
+                "backend": "spikingjelly",
+                "sj_synops_total": int(c.get("synop", 0)),
+                "sj_acs_total": int(c.get("ac", 0)),
+                "sj_macs_total": int(c.get("mac", 0)),
+                "sj_energy_pj_compute_total": float(rep.energy_compute_pj),
+                "energy_pj_total_incl_memory": float(rep.energy_total_pj),
+                "memory_access_bytes_total": int(c.get("memory_access_bytes", 0)),
+            }
+        )
     res["available"] = True
     res["samples"] = samples
     res["energy_mac_pj_total"] = E_MAC_PJ * res["macs"]

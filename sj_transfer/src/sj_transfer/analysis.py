@@ -96,7 +96,7 @@ def analysis_data(
         raise ValueError(f"n: expected an int >= 1, got {n!r}")
     T, size = d.T, d.size
     cache = d.cache_dir or str(Path(tempfile.gettempdir()) / "sj_cache")
-    ds = MNIST5kEvents("test", T=T, seed=d.split_seed, cache_dir=cache, preset=d.preset)
+    ds = MNIST5kEvents("test", T=T, seed=d.split_seed, cache_dir=cache, preset=d.preset, shuffle=False)
     idx = np.sort(np.random.default_rng(seed).permutation(len(ds))[:n])
     ev = torch.stack([ds[int(i)][0] for i in idx])  # [N, T, 2, 34, 34]
     y = torch.as_tensor(ds.targets[idx], dtype=torch.long)

@@ -143,6 +143,12 @@ class DomainTransferLoss(nn.Module):
         return (d if w is None else w * d).mean(), cka
 
     def _check_features(self, f: torch.Tensor, name: str) -> None:
+        if f is None:
+            raise ValueError(
+                f"{name}: expected multi-step features [T, B, ...], got None. A SpikingJelly neuron's v_seq is "
+                "None unless it stores it: build the tapped neuron with store_v_seq=True (or set "
+                "tap.store_v_seq = True) and run it in step_mode='m'"
+            )
         if not isinstance(f, torch.Tensor) or f.dim() < 3:
             shape = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
             raise ValueError(

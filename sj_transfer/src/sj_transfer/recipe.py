@@ -323,13 +323,15 @@ class TransferRecipe(Recipe):
         if d.event == "mnist5k":
             cache = d.cache_dir or str(Path(tempfile.gettempdir()) / "sj_cache")
             event_train, val, test = (
-                D.MNIST5kEvents(s, T=d.T, seed=d.split_seed, cache_dir=cache, preset=d.preset)
+                D.MNIST5kEvents(s, T=d.T, seed=d.split_seed, cache_dir=cache, preset=d.preset, shuffle=False)
                 for s in ("train", "val", "test")
             )
             # the emulator shows the 28x28 digit in the middle of a 34x34 sensor (as N-MNIST): pad, not resize,
             # so that static and event digits have the same scale and position
             pad = (event_train.sensor_size[0] - 28) // 2
-            static_train = D.MNIST5k("train", seed=d.split_seed, transform=partial(F.pad, pad=(pad,) * 4))
+            static_train = D.MNIST5k(
+                "train", seed=d.split_seed, transform=partial(F.pad, pad=(pad,) * 4), shuffle=False
+            )  # the file order, as the published runs
             static_size = None
         else:
             event_root, static_root = _roots(data_root, d.event, d.static)

@@ -83,17 +83,29 @@ class SlidingReplacement:
             loader layout ``[B, T, ...]``.
         generator: optional ``torch.Generator`` (CPU) for the per-sample draws; default: the global RNG
             (seeded by the engine).
+        T: the number of time steps, optional: when given, every call checks that the time dimension
+            (``1 - batch_dim``) holds ``T`` steps, so that a batch-first ``[B, T, ...]`` tensor given with
+            ``batch_dim=1`` (which would draw one replacement per time step, not per sample) is an error.
 
     ``__call__(static, event, iteration, total)`` returns ``(mixed_static, mask)`` where ``mask [B]`` is
     True where the event input was used. ``static`` and ``event`` must have the same shape.
     """
 
-    def __init__(self, schedule="sliding", batch_dim: int = 1, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        schedule="sliding",
+        batch_dim: int = 1,
+        generator: torch.Generator | None = None,
+        T: int | None = None,
+    ):
         self.schedule = make_schedule(schedule) if isinstance(schedule, str) else schedule
         if batch_dim not in (0, 1):
             raise ValueError(f"batch_dim: expected 1 ([T, B, ...]) or 0 ([B, T, ...]), got {batch_dim!r}")
+        if T is not None and (isinstance(T, bool) or not isinstance(T, int) or T < 1):
+            raise ValueError(f"T: expected None or a positive int (the number of time steps), got {T!r}")
         self.batch_dim = batch_dim
         self.generator = generator
+        self.T = T
 
     def probability(self, iteration: int, total: int) -> float:
         return float(self.schedule(iteration, total))
@@ -120,6 +132,20 @@ class SlidingReplacement:
         if static.dim() < 2:
             raise ValueError(
                 f"static: expected [T, B, ...] or [B, T, ...] with at least 2 dims, got {tuple(static.shape)}"
+            )
+        time_dim = 1 - self.batch_dim
+        if self.T is not None and static.shape[time_dim] != self.T:
+            layout = "[T, B, ...]" if self.batch_dim == 1 else "[B, T, ...]"
+            flipped = static.shape[self.batch_dim] == self.T
+            raise ValueError(
+                f"static: with batch_dim={self.batch_dim} the inputs are {layout}, so dim {time_dim} must hold "
+                f"T={self.T} time steps, got shape {tuple(static.shape)}"
+                + (
+                    f"; it looks {'batch-first [B, T, ...]' if self.batch_dim == 1 else 'time-first [T, B, ...]'}: "
+                    f"pass batch_dim={time_dim} or transpose(0, 1) first"
+                    if flipped
+                    else ""
+                )
             )
         B = static.shape[self.batch_dim]
         m = self.mask(B, iteration, total)  # drawn on the CPU: no device sync for the check below

@@ -11,6 +11,11 @@ pulls pandas, matplotlib and more, is never imported.
 
 Splits are stratified and seeded (:func:`sj_common.data.splits.stratified_split`) with fractions
 0.7 / 0.1 / 0.2: MNIST-5k gives train 3,500 / val 500 / test 1,000 (350 / 50 / 100 per class).
+
+The data files are sorted by class, so each split's items are shuffled (seeded by the split seed): an
+unshuffled loader or an evaluation of the first ``n`` items then sees every class. ``shuffle=False`` keeps the
+file order (class 0 first); the packaged recipes, the demo and the studies use it, so that their published
+numbers reproduce exactly.
 """
 
 from __future__ import annotations
@@ -85,6 +90,11 @@ def _split_indices(targets: np.ndarray, split: str, seed: int) -> np.ndarray:
     return _cached_split(targets.tobytes(), seed)[SPLITS.index(split)]
 
 
+def _shuffled(indices: np.ndarray, split: str, seed: int) -> np.ndarray:
+    """``indices`` in a seeded random order, one permutation per (seed, split)."""
+    return np.random.default_rng([abs(seed), int(seed < 0), SPLITS.index(split)]).permutation(indices)
+
+
 @functools.lru_cache(maxsize=16)
 def _cached_split(targets_bytes: bytes, seed: int) -> tuple[np.ndarray, ...]:
     return stratified_split(np.frombuffer(targets_bytes, np.int64), FRACTIONS, seed)
@@ -93,10 +103,14 @@ def _cached_split(targets_bytes: bytes, seed: int) -> tuple[np.ndarray, ...]:
 class _EmbeddedDigits(Dataset):
     _max_value = 255
 
-    def __init__(self, split: str = "train", seed: int = 0, transform=None, target_transform=None):
+    def __init__(
+        self, split: str = "train", seed: int = 0, transform=None, target_transform=None, shuffle: bool = True
+    ):
         images, labels = self._load()
-        self.split, self.seed = split, int(seed)
+        self.split, self.seed, self.shuffle = split, int(seed), bool(shuffle)
         self.indices = _split_indices(labels, split, self.seed)  # global row numbers in the data file
+        if self.shuffle:  # the file is sorted by class
+            self.indices = _shuffled(self.indices, split, self.seed)
         self.images = images[self.indices]
         self.targets = labels[self.indices]
         self.classes = list(_CLASSES)
@@ -115,7 +129,7 @@ class _EmbeddedDigits(Dataset):
         return x, y
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(split={self.split!r}, seed={self.seed}, n={len(self)})"
+        return f"{type(self).__name__}(split={self.split!r}, seed={self.seed}, shuffle={self.shuffle}, n={len(self)})"
 
 
 class MNIST5k(_EmbeddedDigits):
@@ -123,8 +137,11 @@ class MNIST5k(_EmbeddedDigits):
 
     Args:
         split: ``"train"`` (3,500), ``"val"`` (500) or ``"test"`` (1,000); disjoint, 10 % / class balanced.
-        seed: seed of the split (the same seed gives the same instances, also in :class:`MNIST5kEvents`).
+        seed: seed of the split (the same seed gives the same instances, also in :class:`MNIST5kEvents`)
+            and of its order.
         transform: applied to the float32 ``[1, 28, 28]`` tensor. target_transform: applied to the label.
+        shuffle: items in a seeded random order (default); ``False``: the data file's order, sorted by
+            class (what the packaged recipes use, so that their published numbers reproduce).
 
     Item: ``(image float32 [1, 28, 28] in [0, 1], label int)``. Attributes: ``.images`` (uint8
     ``[N, 28, 28]``), ``.targets`` (int64 ``[N]``), ``.classes`` (``['0', ..., '9']``), ``.indices`` (rows of
@@ -138,7 +155,8 @@ class Digits8x8(_EmbeddedDigits):
     """scikit-learn's 1,797 8x8 digits, split stratified and seeded (0.7 / 0.1 / 0.2: 1,257 / 179 / 361).
 
     Item: ``(image float32 [1, 8, 8] in [0, 1] (the 0..16 values / 16), label int)``; ``.images`` uint8
-    ``[N, 8, 8]`` in 0..16. Needs scikit-learn installed (only its data file is read).
+    ``[N, 8, 8]`` in 0..16. Needs scikit-learn installed (only its data file is read). ``shuffle`` as in
+    :class:`MNIST5k`.
     """
 
     _max_value = 16
@@ -168,6 +186,8 @@ class MNIST5kEvents(Dataset):
             defaults, the clean twin; ``"noisy"``: higher, mismatched thresholds, 5 ms refractory period,
             5 Hz/pixel background noise). Only used when ``emulator`` is None.
         transform: applied to the float32 frames ``[T, 2, 34, 34]``.
+        shuffle: the item order of :class:`MNIST5k` (default: seeded random; ``False``: the file order,
+            sorted by class).
 
     Item: ``(frames float32 [T, 2, 34, 34], label int)``; ``.targets``, ``.classes``, ``.indices`` as in
     :class:`MNIST5k`; ``.sensor_size == (34, 34, 2)``; ``.events(i)`` re-emulates sample ``i``'s events.
@@ -184,9 +204,10 @@ class MNIST5kEvents(Dataset):
         emulator: SaccadeEmulator | None = None,
         transform=None,
         preset: str = "default",
+        shuffle: bool = True,
     ):
         T = _check_T(T)  # a positive int; nan, True, 2.0 refused (as events_to_frames)
-        self.static = MNIST5k(split, seed)
+        self.static = MNIST5k(split, seed, shuffle=shuffle)
         self.split, self.T, self.seed = split, T, int(seed)
         self.emulator = emulator if emulator is not None else emulator_preset(preset)
         if not isinstance(self.emulator, SaccadeEmulator):
@@ -245,4 +266,7 @@ class MNIST5kEvents(Dataset):
         return x, int(self.targets[i])
 
     def __repr__(self) -> str:
-        return f"MNIST5kEvents(split={self.split!r}, T={self.T}, seed={self.seed}, n={len(self)})"
+        return (
+            f"MNIST5kEvents(split={self.split!r}, T={self.T}, seed={self.seed}, shuffle={self.static.shuffle}, "
+            f"n={len(self)})"
+        )
