@@ -38,6 +38,7 @@ TITLES = {
     "transfer": "sj-transfer: event-only baseline vs static-to-event transfer",
     "bkd": "sj-bkd: blurred knowledge distillation",
 }
+SHORT = {"event_vgg": "event VGG", "calib": "sj-calib", "transfer": "sj-transfer", "bkd": "sj-bkd"}
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "events" / "sample_nmnist.bin"
 
 
@@ -498,7 +499,8 @@ def overview_figure(curves: dict[str, dict[str, list]], path: Path) -> Path:
     import numpy as np
     from sj_common.plots import integer_axis, new_figure, save_figure
 
-    panels = {s: runs for s, runs in curves.items() if any("val_acc1" in r for c in runs.values() for r in c)}
+    order = [s for s in SECTIONS if s in curves] + [s for s in curves if s not in SECTIONS]
+    panels = {s: curves[s] for s in order if any("val_acc1" in r for c in curves[s].values() for r in c)}
     if not panels:
         raise ValueError("curves: no run has a val_acc1 row")
     fig, axes = new_figure(1, len(panels), size=(3.6 * len(panels), 3.2))
@@ -519,7 +521,7 @@ def overview_figure(curves: dict[str, dict[str, list]], path: Path) -> Path:
                 ax.fill_between(xs, ys.min(0), ys.max(0), alpha=0.2, color=line.get_color())
                 label = f"{label} (mean of {len(members)})"
             line.set_label(label)
-        ax.set_title(TITLES.get(section, section).split(":")[0], fontsize=9)
+        ax.set_title(SHORT.get(section, section), fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("val accuracy (%)")
         ax.grid(alpha=0.3)
@@ -576,7 +578,7 @@ def write_report(results: dict, figures: Figures, out: Path) -> Path:
 
     ran = [n for n in SECTIONS if n in results]
     glance = "".join(
-        f"<li><a href='#{n}'>{html.escape(TITLES[n].split(':')[0])}</a>: {html.escape(headline(n, results[n]))}</li>"
+        f"<li><a href='#{n}'>{html.escape(SHORT[n])}</a>: {html.escape(headline(n, results[n]))}</li>"
         for n in ran
     )
     parts = [

@@ -242,7 +242,7 @@ def render_calib_sweep(sweep: dict, train: dict | None = None) -> str:
         lines += [
             "",
             f"Best epoch on the validation split: {train['best_val_acc1']:.1f}% val "
-            f"({train['config']['epochs']} epochs, seed {train['seed']}, {train['wall_time_s']:.0f} s to train).",
+            f"({train['config']['epochs']} epochs, seed {train['seed']}, {train['wall_time_s']:.0f} s wall time to train on the shared machine).",
         ]
     return "\n".join(lines)
 
@@ -261,12 +261,12 @@ def render_calib_histogram(sweep: dict) -> str:
 
 def render_calib_variants(*sweeps: dict) -> str:
     """Accuracy per T of calibration variants on the same network (one ``sweep.json`` each)."""
-    ts = sweeps[0]["T"]
+    ts = [t for t in sweeps[0]["T"] if all(t in s["T"] for s in sweeps)]  # the T every sweep ran
     lines = ["| variant | " + " | ".join(f"T={t}" for t in ts) + " |", "|---" * (1 + len(ts)) + "|"]
     for s in sweeps:
         name = f"shift={s['shift']}, saturate={s['saturate']}, iterations={s['iterations']}"
         lines.append(
-            f"| {name} | " + " | ".join(f"{x:.2f}" for x in s["calibrated"]["acc"][: len(ts)]) + " |"
+            f"| {name} | " + " | ".join(f"{s['calibrated']['acc'][s['T'].index(t)]:.2f}" for t in ts) + " |"
         )
     return "\n".join(lines)
 
@@ -319,27 +319,28 @@ def regenerate(text: str) -> str:
     return BLOCK.sub(one, text)
 
 
-def stale_blocks() -> list[str]:
-    """``file: block`` for every marked block whose text differs from its source, and every stale number."""
+def problems_in(text: str, where: str) -> list[str]:
+    """Each marked block of ``text`` that differs from its results file, and each stale number in it."""
     bad = []
-    for path in pages():
-        text = path.read_text(encoding="utf-8")
-        for m in BLOCK.finditer(text):
-            try:
-                want = render(m.group("name"))
-            except FileNotFoundError as e:
-                bad.append(
-                    f"{path.relative_to(ROOT)}: block {m.group('name')!r}: results file missing: {e.filename}"
-                )
-                continue
-            if m.group("body") != want:
-                bad.append(
-                    f"{path.relative_to(ROOT)}: block {m.group('name')!r} differs from its results file"
-                )
-        for pattern in STALE:
-            if pattern in text:
-                bad.append(f"{path.relative_to(ROOT)}: stale number {pattern!r}")
+    for m in BLOCK.finditer(text):
+        try:
+            want = render(m.group("name"))
+        except FileNotFoundError as e:
+            bad.append(f"{where}: block {m.group('name')!r}: results file missing: {e.filename}")
+            continue
+        if m.group("body") != want:
+            bad.append(f"{where}: block {m.group('name')!r} differs from its results file")
+    bad += [f"{where}: stale number {pattern!r}" for pattern in STALE if pattern in text]
     return bad
+
+
+def stale_blocks() -> list[str]:
+    """:func:`problems_in` over the README and every docs page."""
+    return [
+        problem
+        for path in pages()
+        for problem in problems_in(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    ]
 
 
 def keep_demo_results(results_json: Path) -> Path:
@@ -351,7 +352,9 @@ def keep_demo_results(results_json: Path) -> Path:
     keep = {
         "source": f"examples/demo.py{' --quick' if r['quick'] else ''} results.json (headline numbers)",
         **{k: r[k] for k in ("quick", "seed", "threads", "wall_time_s")},
-        "event_vgg": {k: r["event_vgg"][k] for k in ("T", "epochs", "test_acc", "best_val_acc")},
+        "event_vgg": {
+            k: v for k, v in r["event_vgg"].items() if k in ("T", "epochs", "test_acc", "best_val_acc")
+        },
         "calib": {k: r["calib"][k] for k in ("ann_acc", "T", "rho", "uncalibrated", "calibrated")},
         "transfer": {k: v for k, v in r["transfer"].items() if k != "curves"},
         "bkd": {k: v for k, v in r["bkd"].items() if k not in ("curves", "details")},

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -119,6 +118,15 @@ def api_names(module_name: str) -> list[str]:
     return names
 
 
+def _value(obj, limit: int = 600) -> str:
+    """A constant as a reader wants to see it: a mapping's keys, a sequence's items, cut at ``limit``."""
+    if isinstance(obj, dict):
+        text = "keys: " + ", ".join(str(k) for k in obj)
+    else:
+        text = repr(obj)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
 class ApiList(SphinxDirective):
     """``{sj-api} MODULE``: autodoc entries for the module's public names (see :func:`api_names`)."""
 
@@ -128,17 +136,21 @@ class ApiList(SphinxDirective):
     def run(self):
         module_name = self.arguments[0]
         module = importlib.import_module(module_name)
-        parts = []
+        rst = []
         for name in api_names(module_name):
             obj = getattr(module, name)
             if inspect.isclass(obj):
-                members = "" if "no-members" in self.options else ":members:\n"
-                parts.append(f"```{{autoclass}} {module_name}.{name}\n{members}```")
-            elif callable(obj) and not dataclasses.is_dataclass(obj):
-                parts.append(f"```{{autofunction}} {module_name}.{name}\n```")
-            else:
-                parts.append(f"```{{autodata}} {module_name}.{name}\n:no-value:\n```")
-        return self.parse_text_to_nodes("\n\n".join(parts))
+                rst.append(f".. autoclass:: {module_name}.{name}")
+                if "no-members" not in self.options:
+                    rst.append("   :members:")
+            elif callable(obj):
+                rst.append(f".. autofunction:: {module_name}.{name}")
+            else:  # a constant: its type and value (autodoc would show the docstring of its type)
+                rst += [f".. py:data:: {module_name}.{name}", f"   :type: {type(obj).__name__}", ""]
+                rst += ["   ::", "", *(f"      {line}" for line in _value(obj).splitlines()), ""]
+            rst.append("")
+        # autodoc writes reStructuredText: parse it as such, whatever the page's own markup
+        return self.parse_text_to_nodes("```{eval-rst}\n" + "\n".join(rst) + "\n```")
 
 
 def copy_notebooks(app, config) -> None:
