@@ -49,7 +49,6 @@ exclude_patterns = [
 # MyST: strict enough for -W (no unknown syntax passes), with the extensions the pages use
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
-suppress_warnings = ["myst.header"]  # the studies' records start at level-2 headings
 
 # Notebooks: shown with their stored outputs, never run during the build
 nb_execution_mode = "off"

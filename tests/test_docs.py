@@ -95,7 +95,7 @@ def test_config_tables_list_every_packaged_config():
         assert all(len(r) == len(header) for r in rows)
     header, rows = config_rows("sj_calib")
     mnist = dict(zip(header, next(r for r in rows if r[0] == "`mnist5k`")))
-    assert (mnist["L"], mnist["T"], mnist["rho"], mnist["epochs"]) == ("4", "1, 2, 4, 8", "4", "10")
+    assert (mnist["L"], mnist["T"], mnist["rho"], mnist["epochs"]) == ("4", "1,2,4,8", "4", "10")
 
 
 CHROMIUM_FLAGS = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import re
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -72,7 +73,7 @@ def _get(cfg, path: str):
 
 def _cell(value) -> str:
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
+        return ",".join(str(v) for v in value)  # no spaces: a narrow column
     return "" if value is None else str(value).replace("|", "\\|")
 
 
@@ -146,11 +147,41 @@ class ApiList(SphinxDirective):
             elif callable(obj):
                 rst.append(f".. autofunction:: {module_name}.{name}")
             else:  # a constant: its type and value (autodoc would show the docstring of its type)
-                rst += [f".. py:data:: {module_name}.{name}", f"   :type: {type(obj).__name__}", ""]
+                rst += [
+                    f".. py:data:: {name}",
+                    f"   :module: {module_name}",
+                    f"   :type: {type(obj).__name__}",
+                    "",
+                ]
                 rst += ["   ::", "", *(f"      {line}" for line in _value(obj).splitlines()), ""]
             rst.append("")
         # autodoc writes reStructuredText: parse it as such, whatever the page's own markup
         return self.parse_text_to_nodes("```{eval-rst}\n" + "\n".join(rst) + "\n```")
+
+
+_ITEM = re.compile(r"^(\s*)[-*] \S")
+
+
+def loosen_lists(app, what, name, obj, options, lines: list[str]) -> None:
+    """Docstrings here write Markdown-style lists (``why:`` then ``- item`` on the next line); reStructuredText
+    wants a blank line before a list and after it. Insert those blank lines, and change nothing else."""
+    out: list[str] = []
+    item_indent = None  # indentation of the list being read, None outside a list
+    for line in lines:
+        m = _ITEM.match(line)
+        indent = len(line) - len(line.lstrip())
+        if m:
+            if item_indent is None and out and out[-1].strip():
+                out.append("")
+            item_indent = len(m.group(1))
+        elif item_indent is not None:
+            if not line.strip():
+                item_indent = None
+            elif indent <= item_indent:  # the list ended without a blank line
+                out.append("")
+                item_indent = None
+        out.append(line)
+    lines[:] = out
 
 
 def copy_notebooks(app, config) -> None:
@@ -175,6 +206,7 @@ def check_tables(app) -> None:
 def setup(app):
     app.add_directive("sj-configs", ConfigTable)
     app.add_directive("sj-api", ApiList)
+    app.connect("autodoc-process-docstring", loosen_lists)
     app.connect("config-inited", copy_notebooks)
     app.connect("builder-inited", check_tables)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
