@@ -461,7 +461,7 @@ def headline(name: str, sec: dict) -> str:
                 f"T={ts[i]}: {plain[i]:.1f}% → {cos[i]:.1f}% ({gains[i]:+.1f} points; QCFS ANN "
                 f"{sec['ann_acc']:.1f}%, rho={sec['rho']}). "
                 + (
-                    f"Calibrated, it is within 1 point of the ANN from T={near[0]} on."
+                    f"Calibrated, it is within 1 point of the ANN at T = {', '.join(map(str, near))}."
                     if near
                     else "Calibrated, it stays more than 1 point below the ANN at every T."
                 )
