@@ -7,8 +7,9 @@
 2. Runs the section of every installed method plugin (sj_calib, sj_transfer, sj_bkd) on the same data.
 3. Writes into ``--out``: ``results.json`` (every number), the figures (``*.png``: the event data, the
    accuracy curves of every trained model, each method's figures from its ``plots`` module) and
-   ``report.html``, one self-contained page (figures embedded) with every number of results.json beside
-   its figures; prints a closing table with every headline number and the report's path.
+   ``report.html``, one self-contained page (figures embedded) that reads as a report: per section a headline
+   (what changed, by how much, at which setting), its figures, then every number of results.json and the
+   per-epoch curves folded away; prints a closing table with every headline number and the report's path.
 
 Progress: each section prints when it starts and ends, and while it runs one line per finished epoch of
 each of its training runs (read from the run's ``checkpoint.pt``) and per finished run.
@@ -37,6 +38,7 @@ TITLES = {
     "transfer": "sj-transfer: event-only baseline vs static-to-event transfer",
     "bkd": "sj-bkd: blurred knowledge distillation",
 }
+SHORT = {"event_vgg": "event VGG", "calib": "sj-calib", "transfer": "sj-transfer", "bkd": "sj-bkd"}
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "events" / "sample_nmnist.bin"
 
 
@@ -435,57 +437,186 @@ def _cell(v) -> str:
     return html.escape(_fmt(v))
 
 
+def _verb(delta: float, up: str, down: str) -> str:
+    return up if delta > 0 else down if delta < 0 else "left unchanged"
+
+
+def headline(name: str, sec: dict) -> str:
+    """One sentence per section, first thing a reader sees: what changed, by how much, at which setting."""
+    if "skipped" in sec:
+        return f"Skipped: {sec['skipped']}."
+    try:
+        if name == "event_vgg":
+            text = (
+                f"The plain spiking VGG reaches {sec['test_acc']:.1f}% test accuracy on the emulated event twin "
+                f"(T={sec['T']}, {sec['epochs']} epochs, best val {sec['best_val_acc']:.1f}%)"
+            )
+            pj = sec.get("energy_pj_per_sample")
+            return text + (f"; {pj / 1e6:.3g} uJ per sample at 45 nm." if pj else ".")
+        if name == "calib":
+            ts, plain, cos = sec["T"], sec["uncalibrated"], sec["calibrated"]
+            gains = [c - u for c, u in zip(cos, plain)]
+            i = max(range(len(ts)), key=lambda k: gains[k])
+            near = [t for t, c in zip(ts, cos) if c >= sec["ann_acc"] - 1.0]
+            return (
+                f"Offset-spike calibration {_verb(gains[i], 'lifted', 'lowered')} the converted SNN most at "
+                f"T={ts[i]}: {plain[i]:.1f}% → {cos[i]:.1f}% ({gains[i]:+.1f} points; QCFS ANN "
+                f"{sec['ann_acc']:.1f}%, rho={sec['rho']}). "
+                + (
+                    f"Calibrated, it is within 1 point of the ANN at T = {', '.join(map(str, near))}."
+                    if near
+                    else "Calibrated, it stays more than 1 point below the ANN at every T."
+                )
+            )
+        if name == "transfer":
+            base, tr, shared = sec["baseline_acc"], sec["transfer_acc"], sec.get("shared_head_acc")
+            d = tr - base
+            text = (
+                f"Static-to-event transfer {_verb(d, 'raised', 'lowered')} the event test accuracy by "
+                f"{abs(d):.1f} points over the event-only baseline ({base:.1f}% → {tr:.1f}%; event train ratio "
+                f"{sec['train_ratio']:g}, seed {sec.get('seed')}, {sec.get('epochs')} epochs)."
+            )
+            if shared is not None:
+                text += f" The shared-head variant: {shared:.1f}% ({shared - base:+.1f} points)."
+            return text
+        if name == "bkd":
+            student, dist = sec["student_acc"], sec["distilled_acc"]
+            gain = sec.get("gain", dist - student)
+            n = len(sec.get("per_seed") or [0])
+            se = f" ± {sec['gain_se']:.2f} SE over {n} paired seeds" if n > 1 and "gain_se" in sec else ""
+            return (
+                f"Distillation {_verb(gain, 'raised', 'lowered')} the student's test accuracy by "
+                f"{abs(gain):.2f} points{se} ({student:.1f}% → {dist:.1f}%; teacher {sec['teacher_acc']:.1f}%)."
+            )
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        return f"No headline: this section's results lack {e}."
+    return ""
+
+
+def overview_figure(curves: dict[str, dict[str, list]], path: Path) -> Path:
+    """One panel per section: validation accuracy per epoch. Runs that differ only by seed (``*_s<N>``) are
+    drawn as their mean with a min-max band, so a panel holds a few curves, never one per seed."""
+    import re
+
+    import numpy as np
+    from sj_common.plots import integer_axis, new_figure, save_figure
+
+    order = [s for s in SECTIONS if s in curves] + [s for s in curves if s not in SECTIONS]
+    panels = {s: curves[s] for s in order if any("val_acc1" in r for c in curves[s].values() for r in c)}
+    if not panels:
+        raise ValueError("curves: no run has a val_acc1 row")
+    fig, axes = new_figure(1, len(panels), size=(3.6 * len(panels), 3.2))
+    for ax, (section, runs) in zip(axes[0], panels.items()):
+        groups: dict[str, list[list]] = {}
+        for run, rows in runs.items():
+            pts = [(r["epoch"], r["val_acc1"]) for r in rows if "val_acc1" in r and "epoch" in r]
+            if pts:
+                groups.setdefault(
+                    re.sub(r"_s\d+$", "", run.split("/")[-1] if "/" in run else run), []
+                ).append(pts)
+        for label, members in groups.items():
+            n = min(len(m) for m in members)
+            xs = [p[0] for p in members[0][:n]]
+            ys = np.array([[p[1] for p in m[:n]] for m in members])
+            line = ax.plot(xs, ys.mean(0), "o-" if n < 25 else "-", ms=3)[0]
+            if len(members) > 1:
+                ax.fill_between(xs, ys.min(0), ys.max(0), alpha=0.2, color=line.get_color())
+                label = f"{label} (mean of {len(members)})"
+            line.set_label(label)
+        ax.set_title(SHORT.get(section, section), fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("val accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        integer_axis(ax)
+    return save_figure(fig, path)
+
+
+CSS = (
+    "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em;color:#222;line-height:1.45}"
+    "h2{border-bottom:1px solid #ccc;margin-top:2em}.headline{font-size:1.1em;background:#f3f7fb;"
+    "border-left:4px solid #3a78b5;padding:.5em .8em}.figs{display:flex;flex-wrap:wrap;gap:1em}"
+    "figure{margin:0;flex:1 1 420px}img{max-width:100%;border:1px solid #eee}figcaption{font-size:13px;"
+    "color:#444}details{margin:.6em 0}summary{cursor:pointer;color:#3a78b5}table{border-collapse:collapse;"
+    "font-size:13px}td,th{border-bottom:1px solid #eee;padding:2px 8px;text-align:left;vertical-align:top}"
+    "td:first-child{color:#555;white-space:nowrap}"
+)
+DETAIL_SKIP = {"curve", "curves"}
+
+
+def _table(pairs) -> str:
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_cell(v)}</td></tr>" for k, v in pairs)
+    return f"<table>{rows}</table>"
+
+
+def _curves_html(runs: dict[str, list]) -> str:
+    """Each run's per-epoch rows as a small table (epoch, val acc, train acc, train loss)."""
+    parts = []
+    for run, rows in runs.items():
+        keys = [k for k in ("epoch", "val_acc1", "train_acc1", "train_loss") if any(k in r for r in rows)]
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k, '')))}</td>" for k in keys) + "</tr>"
+            for r in rows
+        )
+        parts.append(f"<h4>{html.escape(run)}</h4><table><tr>{head}</tr>{body}</table>")
+    return "".join(parts)
+
+
 def write_report(results: dict, figures: Figures, out: Path) -> Path:
-    """``out/report.html``: per section every number of results.json beside its figures (PNG, base64)."""
-    css = (
-        "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222}"
-        "h2{border-bottom:1px solid #ccc;margin-top:2em}.sec{display:flex;gap:1.5em;flex-wrap:wrap}"
-        ".nums{flex:1 1 360px;min-width:320px}.figs{flex:2 1 560px}"
-        "table{border-collapse:collapse;font-size:13px;width:100%}td{border-bottom:1px solid #eee;padding:2px 6px;"
-        "vertical-align:top}td:first-child{color:#555;white-space:nowrap}figure{margin:0 0 1em 0}"
-        "img{max-width:100%;border:1px solid #eee}figcaption{font-size:13px;color:#444}pre{font-size:12px;"
-        "background:#f6f6f6;padding:.6em;overflow-x:auto}"
-    )
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>sj-plugins demo report</title>"
-        f"<style>{css}</style></head><body><h1>sj-plugins demo report</h1>",
-        f"<p>{'--quick' if results.get('quick') else 'default'} run, seed {results.get('seed')}, "
-        f"{results.get('threads')} torch thread(s), total {results.get('wall_time_s')} s. All numbers are from "
-        f"<code>results.json</code> in this folder (accuracies in %).</p>",
-        f"<h2>Closing table</h2><pre>{html.escape(closing_table(results))}</pre>",
-    ]
+    """``out/report.html``, read top down: per section a headline (what changed, by how much, at which setting),
+    then its figures (PNG, base64, so the page is self-contained), then every number of results.json for it and
+    the per-epoch curves, folded away in ``<details>``."""
 
     def figs_html(section):
-        out_html = []
+        items = []
         for title, path in figures.made.get(section, []):
             data = base64.b64encode(path.read_bytes()).decode()
-            out_html.append(
+            items.append(
                 f"<figure><img alt='{html.escape(path.name)}' src='data:image/png;base64,{data}'>"
                 f"<figcaption>{html.escape(title)} ({html.escape(path.name)})</figcaption></figure>"
             )
-        return "".join(out_html)
+        return f"<div class='figs'>{''.join(items)}</div>" if items else ""
 
-    parts.append(
-        f"<h2>{TITLES['overview']}</h2><div class='sec'><div class='figs'>{figs_html('overview')}</div></div>"
+    ran = [n for n in SECTIONS if n in results]
+    glance = "".join(
+        f"<li><a href='#{n}'>{html.escape(SHORT[n])}</a>: {html.escape(headline(n, results[n]))}</li>"
+        for n in ran
     )
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>sj-plugins demo report</title>"
+        f"<style>{CSS}</style></head><body><h1>sj-plugins demo report</h1>",
+        f"<p>{'--quick' if results.get('quick') else 'default'} run, seed {results.get('seed')}, "
+        f"{results.get('threads')} torch thread(s), {results.get('wall_time_s')} s in all. Every number comes "
+        f"from <code>results.json</code> in this folder (accuracies are test top-1 in %).</p>",
+        f"<h2>At a glance</h2><ul>{glance}</ul>",
+        f"<h2 id='overview'>{html.escape(TITLES['overview'])}</h2>{figs_html('overview')}",
+    ]
     for name in SECTIONS:
         if name not in results:
             if figures.made.get(name):  # e.g. the event data figure of a run without the event_vgg section
-                parts.append(
-                    f"<h2 id='{name}'>{html.escape(TITLES[name])}</h2><div class='figs'>{figs_html(name)}</div>"
-                )
+                parts.append(f"<h2 id='{name}'>{html.escape(TITLES[name])}</h2>{figs_html(name)}")
             continue
-        rows = "".join(
-            f"<tr><td>{html.escape(k)}</td><td>{_cell(v)}</td></tr>" for k, v in _flatten(results[name])
+        sec = results[name]
+        numbers = [(k, v) for k, v in _flatten({k: v for k, v in sec.items() if k not in DETAIL_SKIP})]
+        numbers.append(("wall time (s)", results.get("timings_s", {}).get(name, "")))
+        runs = sec.get("curves") or ({"run": sec["curve"]} if sec.get("curve") else {})
+        curves = (
+            f"<details><summary>Per-epoch curves ({len(runs)} run{'s' if len(runs) != 1 else ''})</summary>"
+            f"{_curves_html(runs)}</details>"
+            if runs
+            else ""
         )
-        rows += f"<tr><td>wall time (s)</td><td>{results['timings_s'].get(name, '')}</td></tr>"
         parts.append(
-            f"<h2 id='{name}'>{html.escape(TITLES[name])}</h2><div class='sec'><div class='nums'><table>{rows}"
-            f"</table></div><div class='figs'>{figs_html(name)}</div></div>"
+            f"<h2 id='{name}'>{html.escape(TITLES[name])}</h2>"
+            f"<p class='headline'>{html.escape(headline(name, sec))}</p>{figs_html(name)}"
+            f"<details><summary>All numbers of this section</summary>{_table(numbers)}</details>{curves}"
         )
     rest = {k: v for k, v in results.items() if k not in SECTIONS}
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_cell(v)}</td></tr>" for k, v in _flatten(rest))
-    parts.append(f"<h2>Run</h2><div class='nums'><table>{rows}</table></div></body></html>")
+    parts.append(
+        f"<h2>Run</h2><details><summary>Settings, timings, figure list</summary>{_table(_flatten(rest))}</details>"
+        "</body></html>"
+    )
     path = out / "report.html"
     path.write_text("".join(parts), encoding="utf-8")
     return path
@@ -556,16 +687,15 @@ def main(argv=None) -> dict:
         log(f"[{k}/{len(wanted)}] {name}: done in {results['timings_s'][name]} s")
     event_figures(fig, results, args.seed)
 
-    from sj_common.plots import plot_curves
-
-    shown = {k: c for k, c in curves.items() if any("val_acc1" in row for row in c)}
+    by_section = {"event_vgg": {"event VGG": curves.pop("event VGG")}} if "event VGG" in curves else {}
+    for label, c in curves.items():
+        section, run = label.split(": ", 1)
+        by_section.setdefault(section, {})[run] = c
     fig.add(
         "overview",
         "accuracy",
-        "Validation accuracy per epoch of every trained model (epochs 1-based)",
-        lambda p: plot_curves(
-            shown, ylabel="val accuracy (%)", title="every trained model", path=p, size=(7, 4.2)
-        ),
+        "Validation accuracy per epoch, one panel per section (seeds of one arm: mean and min-max band)",
+        lambda p: overview_figure(by_section, p),
     )
     results["figures"] = {s: [p.name for _, p in made] for s, made in fig.made.items()}
     if fig.errors:

@@ -31,13 +31,20 @@ def core(name: str) -> str:
     return text.split(START)[1].split(END)[0]
 
 
+def _pages() -> list[Path]:
+    """The README and the hand-written docs pages, where each plugin's snippet is shown."""
+    docs = (ROOT / "docs").rglob("*.md")
+    return [ROOT / "README.md", *(p for p in sorted(docs) if not {"_build", "notebooks"} & set(p.parts))]
+
+
 def readme_blocks() -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), flags=re.S | re.M)
+    text = "\n".join(p.read_text(encoding="utf-8") for p in _pages())
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_readme_snippet_is_the_example_core(name):
-    assert core(name) in readme_blocks(), f"README.md has no ```python block equal to the core of {name}"
+    assert core(name) in readme_blocks(), f"no ```python block of README.md or docs/ equals the core of {name}"
 
 
 def _run(name: str, *args: str) -> str:

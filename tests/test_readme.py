@@ -1,4 +1,5 @@
-"""Every ```python block of the README runs as written, in a smoke mode.
+"""Every ```python block of the README and of the documentation pages (docs/**/*.md) runs as written, in a
+smoke mode.
 
 Smoke mode: a few documented sizes are cut (``SMOKE_EDITS``: each edit must still match the README, so a
 changed block fails here instead of silently running something else). The plugins' snippets are the cores of
@@ -17,11 +18,26 @@ import pytest
 
 from tests.test_examples import EXAMPLES, core
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def pages() -> list[Path]:
+    """The README and every hand-written page of the docs (not the build output, not the notebook copies)."""
+    docs = [
+        p
+        for p in sorted((ROOT / "docs").rglob("*.md"))
+        if not {"_build", "notebooks"} & set(p.relative_to(ROOT / "docs").parts)
+    ]
+    return [README, *docs]
 
 
 def blocks() -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+    return [
+        b
+        for page in pages()
+        for b in re.findall(r"^```python\n(.*?)^```", page.read_text(encoding="utf-8"), flags=re.S | re.M)
+    ]
 
 
 # (text of the README, smoke replacement): cut sizes only, never the API a block shows
@@ -39,6 +55,7 @@ def test_readme_has_the_blocks_this_test_knows():
     code = blocks()
     assert len(code) >= 7
     assert all(c in code for c in EXAMPLE_CORES)
+    assert len(pages()) >= 10, pages()  # the docs pages are collected, not only the README
     for old, _ in SMOKE_EDITS:
         assert sum(old in b for b in code) == 1, old
 

@@ -237,13 +237,16 @@ def test_fit_model_seeds_the_initialisation_in_one_place(tmp_path):
 
 
 def _documented_commands() -> list[tuple[str, list[str]]]:
-    """Every sj-* command of the README (code blocks and inline code) and of the configs' ``# Run:`` comments."""
+    """Every sj-* command of the README and the docs pages (code blocks and inline code) and of the configs'
+    ``# Run:`` comments."""
     import re
     import shlex
     from importlib import resources
     from pathlib import Path
 
-    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    root = Path(__file__).resolve().parents[2]
+    docs = [p for p in sorted((root / "docs").rglob("*.md")) if not {"_build", "notebooks"} & set(p.parts)]
+    readme = "\n".join(p.read_text(encoding="utf-8") for p in [root / "README.md", *docs])
     lines, prose, fence = [], [], None
     for ln in readme.splitlines():
         if ln.startswith("```"):
@@ -275,7 +278,8 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
 
 
 def test_every_documented_command_parses():
-    """The README's and the configs' commands are accepted by the shell (flags, config keys, types)."""
+    """The README's, the docs pages' and the configs' commands are accepted by the shell (flags, config keys,
+    types)."""
     import importlib
 
     from sj_common.cli import _build_parser, _flag_names, _load

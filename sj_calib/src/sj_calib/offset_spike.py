@@ -180,7 +180,7 @@ def _presim(u: torch.Tensor, v0: torch.Tensor, spikes: torch.Tensor | None = Non
 
 
 def offset_buckets(offset: torch.Tensor, n_buckets: int = 4) -> torch.Tensor:
-    """Histogram of |offset| into buckets 0, 1, ..., n_buckets-2 and ">= n_buckets-1" (int64 [n_buckets])."""
+    """Histogram of ``|offset|`` into buckets 0, 1, ..., n_buckets-2 and ">= n_buckets-1" (int64 [n_buckets])."""
     a = offset.detach().abs().round().long().clamp(max=n_buckets - 1).flatten()
     return torch.bincount(a, minlength=n_buckets).cpu()
 
