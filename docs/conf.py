@@ -41,6 +41,7 @@ exclude_patterns = [
     "demo",  # results files (JSON), read by scripts/docs_tables.py
     "calib_mnist5k",
     "transfer_study/results.md",  # the generated tables live in the pages; these stay the studies' records
+    "transfer_confirm/results.md",
     "bkd_study/README_snippet.md",
     "bkd_study/table.md",
     "**/.ipynb_checkpoints",
