@@ -7,7 +7,7 @@ The four packages (sj-common, sj-calib, sj-bkd, sj-transfer) share one version, 
 and released together. A plugin of version X.Y.Z requires ``sj-common>=X.Y.Z,<X.(Y+1)`` while X is 0 and
 ``sj-common>=X.Y.Z,<(X+1)`` from 1.0 on: a later sj-common patch (0.x) or minor (>= 1.0) release must not
 break an installed plugin; anything else bumps the next minor (0.x) / major version.
-``tests/test_versions.py`` checks that every place agrees.
+``tests/test_release.py`` checks that every place agrees.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The four packages share one version (lockstep) and every plugin's sj-common bound matches it; the bump
-script (scripts/set_version.py) moves all of them together."""
+"""Release metadata: the four packages share one version (lockstep), every plugin's sj-common bound matches it
+and the bump script (scripts/set_version.py) moves all of them together; each package ships the licence.
+``scripts/release_check.py`` (run by .ci/run) builds and installs the wheels."""
 
 from __future__ import annotations
 
@@ -100,3 +101,10 @@ def test_set_version_moves_every_place_together(tmp_path):
     assert check_lockstep(tmp_path) == "1.4.2"
     deps = tomllib.loads((tmp_path / "sj_transfer" / "pyproject.toml").read_text())["project"]["dependencies"]
     assert deps == ["sj-common[events]>=1.4.2,<2"]
+
+
+def test_each_package_ships_the_repository_licence():
+    """setuptools packs ``<pkg>/LICENSE`` into the sdist and wheel; a package cannot reach ``../LICENSE``."""
+    licence = (ROOT / "LICENSE").read_text()
+    for pkg in PACKAGES:
+        assert (ROOT / pkg / "LICENSE").read_text() == licence, pkg
