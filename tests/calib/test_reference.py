@@ -192,6 +192,7 @@ def _mnist_resnet20_reference(tmp_path):
     return path, tmp_path / "cfg.yaml"
 
 
+@pytest.mark.slow
 def test_cli_eval_from_reference(tmp_path):
     from tests.console import eval_from_reference
 

@@ -274,6 +274,7 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
     return out
 
 
+@pytest.mark.slow
 def test_every_documented_command_parses():
     """The README's and the configs' commands are accepted by the shell (flags, config keys, types)."""
     import importlib

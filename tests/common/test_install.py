@@ -29,6 +29,7 @@ def test_base_dependencies_leave_tonic_to_the_extra():
     assert [d.split(">=")[0] for d in _deps("sj_transfer")] == ["sj-common[events]"]
 
 
+@pytest.mark.slow
 def test_every_module_of_calib_and_bkd_imports_with_tonic_blocked():
     # A meta-path finder that refuses tonic stands in for an environment where it was never installed.
     script = textwrap.dedent(

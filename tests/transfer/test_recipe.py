@@ -138,6 +138,7 @@ def test_subset_seed_gives_baseline_and_transfer_one_subset_for_every_seed(frame
     assert all(np.array_equal(k, per_seed[0]) for k in kept)
 
 
+@pytest.mark.slow
 def test_transfer_table_example_smoke(tmp_path, monkeypatch):
     import importlib
     from pathlib import Path

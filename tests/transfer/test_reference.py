@@ -127,6 +127,7 @@ def _tiny_transfer_reference(tmp_path):
     return path, tmp_path / "cfg.yaml", ref
 
 
+@pytest.mark.slow
 def test_cli_eval_from_reference(tmp_path):
     from tests.console import eval_from_reference
 

@@ -5,11 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.console import env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_study_command_smoke(tmp_path):
     docs = tmp_path / "docs"
     cmd = [sys.executable, str(ROOT / "examples" / "transfer_table.py"), "--study", "--smoke"]
