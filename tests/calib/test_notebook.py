@@ -9,6 +9,7 @@ from ..notebook_check import check_stored_outputs, images_of, run_smoke, text_of
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "calib.ipynb"
 
 
+@pytest.mark.slow
 def test_stored_notebook_shows_its_results():
     nb = check_stored_outputs(NOTEBOOK, min_images=5)
     text = text_of(nb)
