@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -66,9 +67,13 @@ def version() -> str:
 # ----------------------------------------------------------------------------------------- build, check
 
 
-def build(dist: Path, python: str) -> None:
+def build(dist: Path, python: str, work: Path) -> None:
+    """Each package is built from a copy of its folder, so the checkout gets no ``*.egg-info`` (which would
+    put a second, older metadata of the package on the path of the editable install)."""
     for pkg in PACKAGES:
-        run([python, "-m", "build", "--outdir", dist, ROOT / pkg], quiet=True)
+        src = work / "src" / pkg
+        shutil.copytree(ROOT / pkg, src, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"))
+        run([python, "-m", "build", "--outdir", dist, src], quiet=True)
     run([python, "-m", "twine", "check", "--strict", *sorted(dist.iterdir())])
 
 
@@ -201,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         dist, venv, empty = work / "dist", work / "venv", work / "run"
         empty.mkdir(exist_ok=True)
         steps = [
-            ("build + twine check", lambda: build(dist, args.python)),
+            ("build + twine check", lambda: build(dist, args.python, work)),
             ("artifacts", lambda: check_artifacts(dist, v)),
             ("fresh venv + wheels", lambda: install(venv, dist, v, args.base_python)),
             (

@@ -92,9 +92,15 @@ def test_unwrap_container_and_module_prefix():
 
 @pytest.fixture
 def registry(monkeypatch):
-    """A private copy of the registry (register_source writes into it); restored after the test."""
-    monkeypatch.setattr(reference, "SOURCES", dict(reference.SOURCES))
-    return reference.SOURCES
+    """A private copy of the registry (register_source writes into it); restored after the test, and a
+    converter module first imported during the test is dropped with it (else it would stay imported while
+    its registration is gone, and the next ``get_source`` could not register it again)."""
+    sources, modules = dict(reference.SOURCES), set(sys.modules)
+    monkeypatch.setattr(reference, "SOURCES", dict(sources))
+    yield reference.SOURCES
+    for name, source in reference.SOURCES.items():
+        if name not in sources and source.convert.__module__ not in modules:
+            sys.modules.pop(source.convert.__module__, None)
 
 
 def _toy_source(name: str = "toy"):
@@ -147,8 +153,15 @@ def test_a_plugin_not_installed_is_named_with_its_install_command(registry, monk
     for name in PROVIDERS:
         registry.pop(name, None)
     monkeypatch.setattr(reference.metadata, "entry_points", lambda group: [])  # no plugin installed
+    monkeypatch.setattr(reference, "_installed", lambda dist: False)
     with pytest.raises(
-        ImportError, match=r"'qcfs' checkpoints are read by the sj-calib plugin, .*pip install sj-calib"
+        ImportError,
+        match=r"'qcfs' checkpoints are read by the sj-calib plugin, which is not installed: pip install sj-calib$",
+    ):
+        get_source("qcfs")
+    monkeypatch.setattr(reference, "_installed", lambda dist: dist == "sj-calib")  # installed, no entry point
+    with pytest.raises(
+        ImportError, match=r"sj-calib plugin, which is installed but declares no .* reinstall it"
     ):
         get_source("qcfs")
     with pytest.raises(ReferenceCheckpointError, match=r"not installed: bkdsnn \(pip install sj-bkd\)"):

@@ -163,6 +163,14 @@ def _load_plugins(name: str | None = None) -> None:
             ) from e
 
 
+def _installed(dist: str) -> bool:
+    try:
+        metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def _not_installed(names: Iterable[str]) -> str:
     return ", ".join(f"{n} (pip install {PROVIDERS[n]})" for n in sorted(names) if n not in SOURCES)
 
@@ -178,9 +186,15 @@ def get_source(name: str) -> ReferenceSource:
     if name in SOURCES:
         return SOURCES[name]
     if name in PROVIDERS:
+        dist = PROVIDERS[name]
+        if _installed(dist):  # e.g. an editable install made before the plugin declared its entry point
+            raise ImportError(
+                f"source: {name!r} checkpoints are read by the {dist} plugin, which is installed but declares no "
+                f"{ENTRY_POINT_GROUP!r} entry point for it: reinstall it (pip install --force-reinstall {dist}; "
+                "in this repository: bash scripts/setup.sh)"
+            )
         raise ImportError(
-            f"source: {name!r} checkpoints are read by the {PROVIDERS[name]} plugin, which is not installed: "
-            f"pip install {PROVIDERS[name]}"
+            f"source: {name!r} checkpoints are read by the {dist} plugin, which is not installed: pip install {dist}"
         )
     _load_plugins()
     missing = _not_installed(PROVIDERS)
