@@ -8,6 +8,8 @@ import re
 import struct
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FIGURES = {
     "overview": ["accuracy"],
@@ -23,6 +25,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.slow
 def test_demo_quick_writes_every_section(tmp_path, monkeypatch, one_thread, capsys):
     monkeypatch.syspath_prepend(str(EXAMPLES))
     demo = importlib.import_module("demo")

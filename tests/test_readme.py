@@ -60,7 +60,13 @@ def test_readme_has_the_blocks_this_test_knows():
         assert sum(old in b for b in code) == 1, old
 
 
-@pytest.mark.parametrize("index", range(len(blocks())))
+def _params() -> list:
+    """One per block; a block that trains or emulates the event twin of MNIST-5k is marked slow."""
+    slow = re.compile(r"\bfit\(|\.train\(|MNIST5kEvents\(")
+    return [pytest.param(i, marks=pytest.mark.slow) if slow.search(b) else i for i, b in enumerate(blocks())]
+
+
+@pytest.mark.parametrize("index", _params())
 def test_readme_python_block_runs(index, tmp_path, monkeypatch, one_thread):
     code = blocks()[index]
     for old, new in SMOKE_EDITS:

@@ -38,6 +38,7 @@ def test_paired_criterion_is_strict(gains, met):
     assert p["se"] == pytest.approx(abs(gains[1] - gains[0]) / 2, abs=1e-12)  # SE = sd / sqrt(n)
 
 
+@pytest.mark.slow
 def test_study_command_tiny(tmp_path):
     """The user's command, as a subprocess: teacher once, 2 seeds x 4 arms, table + JSON + plot, paired rows."""
     out, docs = tmp_path / "run", tmp_path / "docs"

@@ -58,6 +58,7 @@ TINY = ["--epochs", "1", "--max-steps-per-epoch", "1", "--no-progress", "--set",
 TINY += ["--set", "data.T=2", "--set", "data.val_subset=20", "--set", "data.test_subset=20"]
 
 
+@pytest.mark.slow
 def test_cli_teacher_train_then_distil(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--config", "mnist5k", "--teacher", "train", "--teacher-epochs", "1", "--out", str(out)]
@@ -105,6 +106,7 @@ def test_cli_teacher_train_then_distil(tmp_path):
     assert ev["test"]["n"] == 20
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2_naming_the_key(tmp_path):
     usage_errors(
         "sj-bkd",

@@ -120,6 +120,7 @@ def test_wrapper_errors_and_input():
         )
 
 
+@pytest.mark.slow
 def test_vit_teacher_pre_logits_tap():
     pytest.importorskip("timm")
     t = create_model("vit_small_patch16_224", num_classes=10, img_size=32)

@@ -12,11 +12,12 @@ import argparse
 import pytest
 import torch
 from sj_bkd.models import create_model, load_weights
-from sj_common.reference import ReferenceCheckpointError, load_reference_checkpoint
+from sj_bkd.reference import SOURCE  # registers the converter
+from sj_common.reference import ReferenceCheckpointError, detect_source, load_reference_checkpoint
 from spikingjelly.activation_based import functional
 from spikingjelly.activation_based.neuron import BaseNode
 
-from tests.common.test_reference import (
+from tests.reference_files import (
     check_mapping,
     fold_identity,
     needs_keys,
@@ -213,7 +214,7 @@ def _tiny_spikingformer_reference(tmp_path):
     the CIFAR-10 4-384 list cut to one block and scaled to dim 32, 1-channel input) and a config for it."""
     import yaml
 
-    from tests.common.test_reference import read_keys
+    from tests.reference_files import read_keys
 
     scale = {384: 32, 1536: 128, 192: 16, 96: 8, 48: 4, 3: 3, 1: 1, 10: 10}
     g = torch.Generator().manual_seed(0)
@@ -245,6 +246,7 @@ def _tiny_spikingformer_reference(tmp_path):
     return path, tmp_path / "cfg.yaml", ref
 
 
+@pytest.mark.slow
 def test_cli_eval_from_reference(tmp_path):
     from tests.console import eval_from_reference
 
@@ -268,3 +270,12 @@ def test_recipe_hook_loads_the_student(tmp_path):
         RECIPE.load_reference(
             create_model("spikingformer_cml", num_classes=7, in_channels=1, dim=32, depth=1, heads=4), path
         )
+
+
+def test_source_detected_from_its_key_signature():
+    """``source=None``: a Spikingformer (``patch_embed``) or an old-SpikingJelly SEW-ResNet (``.module.0``) is told apart from the other installed sources' files."""
+    assert SOURCE == "bkdsnn"
+    assert detect_source({"patch_embed.proj_conv.weight"}) == SOURCE
+    assert detect_source({"layer1.0.conv1.module.0.weight"}) == SOURCE
+    with pytest.raises(ReferenceCheckpointError, match="source="):
+        detect_source({"fc.weight"})

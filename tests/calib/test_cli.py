@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tests.console import script, shell, usage_errors
 
 TINY = "--config mnist5k --set model.width=4"
@@ -11,6 +13,7 @@ TRAIN = (
 READ = "--T 1 2 --max-batches 1 --batch-size 20"
 
 
+@pytest.mark.slow
 def test_readme_chain_train_then_convert_calibrate_sweep_eval(tmp_path):
     # the README's `sj-calib train --config mnist5k && sj-calib sweep --config mnist5k --checkpoint ...`, tiny
     ckpt = "runs/calib_mnist5k/best.pt"
@@ -34,6 +37,7 @@ def test_readme_chain_train_then_convert_calibrate_sweep_eval(tmp_path):
     assert ev["command"] == "eval" and 0 <= ev["test"]["acc1"] <= 100 and ev["test"]["n"] == 1000
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2_naming_the_key(tmp_path):
     usage_errors(
         "sj-calib",

@@ -2,17 +2,21 @@
 
 from pathlib import Path
 
+import pytest
+
 from ..notebook_check import check_stored_outputs, images_of, run_smoke, text_of
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "calib.ipynb"
 
 
+@pytest.mark.slow
 def test_stored_notebook_shows_its_results():
     nb = check_stored_outputs(NOTEBOOK, min_images=5)
     text = text_of(nb)
     assert "QCFS ANN test accuracy" in text and "calibrated acc (%)" in text
 
 
+@pytest.mark.slow
 def test_notebook_runs(tmp_path, monkeypatch):
     nb = run_smoke(NOTEBOOK, tmp_path, monkeypatch)
     assert (tmp_path / "runs" / "calib_notebook" / "sweep" / "sweep.png").is_file()

@@ -13,9 +13,10 @@ import pytest
 import torch
 import yaml
 from sj_calib.models import resnet20, resnet34, vgg16
-from sj_common.reference import ReferenceCheckpointError, load_reference_checkpoint
+from sj_calib.reference import SOURCE  # registers the converter
+from sj_common.reference import ReferenceCheckpointError, detect_source, load_reference_checkpoint
 
-from tests.common.test_reference import (
+from tests.reference_files import (
     check_mapping,
     fold_identity,
     needs_keys,
@@ -191,6 +192,7 @@ def _mnist_resnet20_reference(tmp_path):
     return path, tmp_path / "cfg.yaml"
 
 
+@pytest.mark.slow
 def test_cli_eval_from_reference(tmp_path):
     from tests.console import eval_from_reference
 
@@ -209,3 +211,12 @@ def test_recipe_hook_is_a_usage_error_naming_the_key(tmp_path):
         RECIPE.load_reference(resnet20(num_classes=7, in_channels=1, L=4), path)
     model = RECIPE.load_reference(resnet20(num_classes=10, in_channels=1, L=4), path)
     assert model.layers[0].act.threshold.item() == 2.0
+
+
+def test_source_detected_from_its_key_signature():
+    """``source=None``: a QCFS VGG-16 (``layer1.0``) or ResNet (``conv1.2.up``) is told apart from the other installed sources' files."""
+    assert SOURCE == "qcfs"
+    assert detect_source({"layer1.0.weight", "classifier.1.weight"}) == SOURCE
+    assert detect_source({"conv1.2.up", "fc.weight"}) == SOURCE
+    with pytest.raises(ReferenceCheckpointError, match="source="):
+        detect_source({"fc.weight"})

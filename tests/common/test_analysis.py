@@ -80,6 +80,7 @@ def trained_patch_net():
 
 
 # ----------------------------------------------------------------------------------------------- CAM
+@pytest.mark.slow
 def test_cam_map_has_input_size_and_follows_the_planted_patch(trained_patch_net):
     pytest.importorskip("pytorch_grad_cam")
     net = trained_patch_net
@@ -296,6 +297,7 @@ def _texts(fig):
     return [t for t in out if t]
 
 
+@pytest.mark.slow
 def test_plot_cams_writes_a_labelled_image(tmp_path):
     ev = torch.rand(3, T, 2, SIZE, SIZE)
     im = torch.rand(3, 1, SIZE, SIZE)
@@ -310,6 +312,7 @@ def test_plot_cams_writes_a_labelled_image(tmp_path):
         plot_cams(p, ev, im, {"x": np.zeros((3, 5, 5))})
 
 
+@pytest.mark.slow
 def test_plot_landscapes_writes_a_labelled_image(tmp_path):
     net = tiny_snn()
     net.eval()
@@ -340,6 +343,7 @@ def test_plot_cka_maps_writes_a_labelled_image(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- the example
+@pytest.mark.slow
 def test_transfer_analysis_example_writes_the_three_figures(tmp_path, one_thread):
     """examples/transfer_analysis.py's main() (in-process: a second interpreter would spend most of the
     test importing torch and grad-cam) on saved, untrained and identical transfer/baseline nets."""

@@ -277,6 +277,7 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
     return out
 
 
+@pytest.mark.slow
 def test_every_documented_command_parses():
     """The README's, the docs pages' and the configs' commands are accepted by the shell (flags, config keys,
     types)."""

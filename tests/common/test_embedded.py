@@ -53,6 +53,7 @@ def test_digits8x8():
     assert not set(parts[0].indices) & set(parts[2].indices)
 
 
+@pytest.mark.slow
 def test_no_heavy_imports():
     code = (
         "import sys; import sj_common.data as d; d.MNIST5k('val'); d.Digits8x8('val');"
@@ -114,6 +115,7 @@ def test_mnist5k_events_T_must_be_a_positive_int(bad):
         MNIST5kEvents("val", T=bad)
 
 
+@pytest.mark.slow
 def test_mnist5k_events_twin(tmp_path):
     ev = MNIST5kEvents("val", T=4, cache_dir=tmp_path)
     st = MNIST5k("val")

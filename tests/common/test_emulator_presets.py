@@ -38,6 +38,7 @@ def test_noisy_statistics_near_a_real_recording():
     assert all(e["t"].max() < 300_000 for e in noisy)
 
 
+@pytest.mark.slow
 def test_mnist5k_events_preset(tmp_path):
     a = MNIST5kEvents("val", T=4, preset="noisy", cache_dir=tmp_path)
     assert a.emulator == emulator_preset("noisy")

@@ -71,6 +71,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.compat
 def test_two_process_gloo_matches_one_process(tmp_path):
     if not torch.distributed.is_available():

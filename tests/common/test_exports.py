@@ -25,6 +25,7 @@ def test_no_export_shares_a_submodule_name(package):
     assert not clash, f"{package} exports {clash}, which are also its submodules"
 
 
+@pytest.mark.slow
 def test_exports_are_the_functions_after_every_submodule_is_imported():
     # a fresh interpreter, so that no earlier test has resolved the names already
     code = """

@@ -154,6 +154,7 @@ def _fuzz(name, root, split, path: Path, original: bytes, field_edit, n, rng_see
     return ok, refused
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FIXTURE.is_file(), reason="../shared fixtures absent")
 def test_fuzz_real_nmnist_recording(tmp_path):
     raw = FIXTURE.read_bytes()  # written to tmp_path only, never into the project

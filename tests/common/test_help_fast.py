@@ -59,6 +59,7 @@ def test_help_imports_no_torch(prog, args):
         assert "(config: " in p.stdout
 
 
+@pytest.mark.slow
 def test_command_after_help_path_still_checks_with_method_code():
     """The help's parse skips the recipe's checks that import the method's code; the command itself runs
     them: an unknown model name exits 2 naming the key, before any work."""

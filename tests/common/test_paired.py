@@ -117,6 +117,7 @@ def test_errors():
         PairedStaticEvent(Static(), Events(), T=4)[0]
 
 
+@pytest.mark.slow
 def test_dataloader_workers_draw_what_the_main_process_draws():
     ds = PairedStaticEvent(Static((50, 50, 50)), Events((40, 40, 40)), T=3)
     ds.set_epoch(3)
@@ -146,6 +147,7 @@ def test_encode_static_rgb_gray_resize_batch():
         encode_static(torch.rand(2, 8, 8), 3)
 
 
+@pytest.mark.slow
 def test_embedded_pair_mnist5k_with_its_event_twin():
     from sj_common.data import MNIST5k, MNIST5kEvents
 

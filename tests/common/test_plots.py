@@ -53,6 +53,7 @@ def _history(epochs=3, T=4, transfer=True):
     return rows
 
 
+@pytest.mark.slow
 def test_common_event_frames_curves_rates_bars(tmp_path):
     from sj_common import plots
 
@@ -102,6 +103,7 @@ def test_bad_input_errors_name_the_argument(tmp_path):
         plots.plot_bars({"a": 1.0}, path=tmp_path / "x.jpg")
 
 
+@pytest.mark.slow
 def test_calib_plots(tmp_path):
     from sj_calib import plots
 
@@ -134,6 +136,7 @@ def test_calib_plots(tmp_path):
         plots.plot_accuracy_vs_T({"T": [1]})
 
 
+@pytest.mark.slow
 def test_transfer_plots(tmp_path):
     from sj_transfer import plots
 
@@ -151,6 +154,7 @@ def test_transfer_plots(tmp_path):
         plots.plot_replacement(_history(transfer=False))
 
 
+@pytest.mark.slow
 def test_bkd_feature_maps_and_distillation(tmp_path, one_thread):
     import torch
     from sj_bkd.distill import DistillationModel
@@ -185,6 +189,7 @@ def test_bkd_feature_maps_and_distillation(tmp_path, one_thread):
     _check(fig, tmp_path / "d.png", min_axes=2)
 
 
+@pytest.mark.slow
 def test_plot_modules_never_switch_the_backend():
     """Importing and using every plotting module leaves matplotlib's backend as it was (no use('Agg'))."""
     code = (

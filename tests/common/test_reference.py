@@ -1,150 +1,36 @@
-"""sj_common.reference: the weights-only reader, container unwrapping, one error for what does not fit.
-
-The helpers at the top (no ``test_`` names) write checkpoints in a reference's format from the key lists in
-``../shared/reference-keys`` and are shared by ``tests/{calib,bkd,transfer}/test_reference.py``.
-"""
+"""sj_common.reference: the weights-only reader, container unwrapping, the registry of sources and how it finds
+an installed plugin (entry points) or names the one to install. The sources' converters and their tests live
+in the plugins (``tests/{calib,bkd,transfer}/test_reference.py``)."""
 
 from __future__ import annotations
 
 import argparse
-import ast
+import importlib
+import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
-import torch.nn.functional as F
 from sj_common.reference import (
+    ENTRY_POINT_GROUP,
+    PROVIDERS,
+    Conversion,
     ReferenceCheckpointError,
     detect_source,
+    get_source,
     load_reference_checkpoint,
+    map_keys,
+    register_source,
     safe_load,
     unwrap_container,
 )
 from torch import nn
 
-KEYS = Path(__file__).parents[2].parent / "shared" / "reference-keys"
-needs_keys = pytest.mark.skipif(not KEYS.is_dir(), reason="../shared/reference-keys absent")
+from sj_common import reference
 
-
-def read_keys(name: str) -> tuple[str, list[tuple[str, tuple[int, ...], str | None]]]:
-    """``(header line, [(key, shape, stored value or None)])`` of ``<name>_ref.txt``."""
-    lines = (KEYS / f"{name}_ref.txt").read_text().splitlines()
-    header = next(ln for ln in lines if ln.startswith("#"))
-    rows = []
-    for ln in lines:
-        if ln.startswith("#") or not ln.strip():
-            continue
-        parts = ln.split("\t")
-        value = parts[3] if len(parts) > 3 and parts[3].strip() else None
-        rows.append((parts[0], tuple(ast.literal_eval(parts[1])), value))
-    return header, rows
-
-
-def reference_state(name: str, *, meta: bool = False, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors with the reference's key names and shapes (BN variances positive, counters int64,
-    stored constants such as the LIF threshold at their listed value); on the meta device if ``meta``."""
-    _, rows = read_keys(name)
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for key, shape, value in rows:
-        if meta:
-            dtype = torch.long if key.endswith("num_batches_tracked") else torch.float32
-            out[key] = torch.empty(shape, dtype=dtype, device="meta")
-        elif key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(7 + len(out))
-        elif value is not None and not key.startswith("coefficient"):
-            out[key] = torch.full(shape, float(value))
-        elif key.endswith("running_var"):
-            out[key] = torch.rand(shape, generator=g) + 0.5
-        else:
-            out[key] = torch.randn(shape, generator=g)
-    return out
-
-
-def write_reference(path: Path, name: str, state: dict[str, torch.Tensor], **args) -> Path:
-    """Save ``state`` in the container the header of ``<name>_ref.txt`` describes."""
-    header, _ = read_keys(name)
-    ns = argparse.Namespace(lr=0.1, model=name, **args)
-    if "bare model.state_dict()" in header:
-        obj = state
-    elif '{"model": model_without_ddp.state_dict()' in header:  # BKDSNN SEW train_distillation.py
-        obj = {
-            "model": state,
-            "optimizer": {},
-            "lr_scheduler": {},
-            "epoch": 3,
-            "args": ns,
-            "max_test_acc1": 1.0,
-        }
-    elif "CheckpointSaver" in header:  # timm
-        obj = {
-            "epoch": 3,
-            "arch": name,
-            "state_dict": state,
-            "optimizer": {},
-            "version": 2,
-            "args": ns,
-            "metric": 1.0,
-        }
-    else:
-        raise AssertionError(f"unknown container in {name}: {header}")
-    torch.save(obj, path)
-    return path
-
-
-def check_mapping(
-    model: nn.Module, ref: dict, expected: dict, *, dropped=(), folds=(), consts=(), others=()
-) -> None:
-    """Every reference key is accounted for and every tensor of ours equals its mapped reference tensor.
-
-    ``expected``: ref key -> (our key, transform or None); ``folds``: (ref bias key, ref BN prefix, our BN
-    prefix): ours running_mean == ref running_mean - bias; ``dropped``/``consts``: ref keys not loaded;
-    ``others``: ``{our key: ref keys}`` set otherwise (checked by the caller).
-    """
-    accounted = set(expected) | set(dropped) | {f[0] for f in folds} | set(consts)
-    accounted |= {k for keys in dict(others).values() for k in keys}
-    assert sorted(set(ref) - accounted) == [], "the test's mapping misses reference keys"
-    ours = model.state_dict()
-    targets = {v[0] for v in expected.values()} | set(dict(others))
-    assert sorted(set(ours) - targets) == [], "keys of ours the test's mapping does not set"
-    fold_means = {our + "running_mean" for _, _, our in folds}
-    for rk, (ok, fn) in expected.items():
-        if ok in fold_means:
-            continue
-        want = fn(ref[rk]) if fn else ref[rk]
-        assert ours[ok].shape == want.shape, (rk, ok)
-        if want.device.type != "meta":
-            assert torch.equal(ours[ok], want), (rk, ok)
-    for bias, ref_bn, our_bn in folds:
-        want = ref[ref_bn + "running_mean"] - ref[bias]
-        if want.device.type != "meta":
-            assert torch.equal(ours[our_bn + "running_mean"], want), bias
-
-
-def fold_identity(weight, bias, ref_bn_prefix, ref, our_block: nn.Module, x: torch.Tensor) -> None:
-    """conv(x) + bias -> BN(reference stats) == our conv (no bias) -> BN(shifted mean), in eval mode."""
-    w = weight if weight.dim() == 4 else weight.unsqueeze(-1)
-    y_ref = F.batch_norm(
-        F.conv2d(x, w, bias, padding=w.shape[-1] // 2),
-        ref[ref_bn_prefix + "running_mean"],
-        ref[ref_bn_prefix + "running_var"],
-        ref[ref_bn_prefix + "weight"],
-        ref[ref_bn_prefix + "bias"],
-        training=False,
-    )
-    our_block.eval()
-    with torch.no_grad():
-        y = our_block(x)
-    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-4)
-    unfolded = F.batch_norm(
-        F.conv2d(x, w, None, padding=w.shape[-1] // 2),
-        ref[ref_bn_prefix + "running_mean"],
-        ref[ref_bn_prefix + "running_var"],
-        ref[ref_bn_prefix + "weight"],
-        ref[ref_bn_prefix + "bias"],
-        training=False,
-    )
-    assert (unfolded - y_ref).abs().max() > 1e-2  # the bias matters: dropping it would be caught
+ROOT = Path(__file__).parents[2]
+PLUGINS = ("sj_calib", "sj_bkd", "sj_transfer")
 
 
 # ------------------------------------------------------------------------------------------------ tests
@@ -175,7 +61,7 @@ def test_pickled_payload_runs_nothing(tmp_path):
         safe_load(path)
     assert "evil.pth" in str(e.value)
     with pytest.raises(ReferenceCheckpointError):
-        load_reference_checkpoint(_tiny(), path, source="qcfs")
+        load_reference_checkpoint(_tiny(), path)
     assert not marker.exists()
 
 
@@ -204,15 +90,131 @@ def test_unwrap_container_and_module_prefix():
         unwrap_container({"epoch": 3, "weights": [1, 2]})
 
 
-def test_detect_source_and_unknown_source():
-    assert detect_source({"layer1.0.weight", "classifier.1.weight"}) == "qcfs"
-    assert detect_source({"conv1.2.up"}) == "qcfs"
-    assert detect_source({"patch_embed.proj_conv.weight"}) == "bkdsnn"
-    assert detect_source({"layer1.0.conv1.module.0.weight"}) == "bkdsnn"
-    assert detect_source({"coefficient.0", "feature.0.conv.weight"}) == "transfer_for_dvs"
-    with pytest.raises(ReferenceCheckpointError, match="source="):
-        detect_source({"w"})
-    with pytest.raises(ValueError, match="source: expected one of"):
-        from sj_common.reference import convert_reference_state
+@pytest.fixture
+def registry(monkeypatch):
+    """A private copy of the registry (register_source writes into it); restored after the test, and a
+    converter module first imported during the test is dropped with it (else it would stay imported while
+    its registration is gone, and the next ``get_source`` could not register it again)."""
+    sources, modules = dict(reference.SOURCES), set(sys.modules)
+    monkeypatch.setattr(reference, "SOURCES", dict(sources))
+    yield reference.SOURCES
+    for name, source in reference.SOURCES.items():
+        if name not in sources and source.convert.__module__ not in modules:
+            sys.modules.pop(source.convert.__module__, None)
 
-        convert_reference_state({}, _tiny(), "qcfs_v2")
+
+def _toy_source(name: str = "toy"):
+    """A source whose files hold ``w`` -> ``0.weight`` of a Linear(2, 2) container."""
+
+    @register_source(name, lambda keys: "w" in keys and "b" in keys, "toy -> nn.Sequential(Linear)")
+    def convert(ref, model, extras) -> Conversion:
+        conv = Conversion()
+        map_keys(ref, conv, [(r"w", "0.weight"), (r"b", "0.bias")])
+        return conv
+
+    return convert
+
+
+def test_registered_source_loads_detects_and_reports_every_problem(registry, tmp_path):
+    _toy_source()
+    model = nn.Sequential(nn.Linear(2, 2))
+    w, b = torch.tensor([[0.5, -0.25], [2.0, 1.0]]), torch.tensor([0.125, -1.0])
+    torch.save(
+        {"state_dict": {"module.w": w, "module.b": b}, "args": argparse.Namespace(T=4)}, tmp_path / "a.pth"
+    )
+    conv = load_reference_checkpoint(model, tmp_path / "a.pth")  # detected: only "toy" matches
+    assert torch.equal(model[0].weight, w) and torch.equal(model[0].bias, b)
+    assert conv.source_of == {"0.weight": "w", "0.bias": "b"}
+    torch.save({"w": w, "extra": b, "b": torch.zeros(3)}, tmp_path / "bad.pth")
+    before = model[0].weight.clone()
+    with pytest.raises(ReferenceCheckpointError) as e:
+        load_reference_checkpoint(model, tmp_path / "bad.pth", source="toy")
+    assert "['extra']" in str(e.value) and "0.bias: file (3,), ours (2,)" in str(e.value)
+    assert torch.equal(model[0].weight, before)  # nothing was loaded
+
+
+def test_register_source_refuses_a_taken_name(registry):
+    first = _toy_source()
+    assert _toy_source() is not first and registry["toy"].convert.__qualname__ == first.__qualname__
+    with pytest.raises(ValueError, match="name: source 'toy' is registered by"):
+        register_source("toy", lambda keys: False, "another")(lambda ref, model, extras: Conversion())
+
+
+def test_unknown_source_names_the_known_ones(registry, tmp_path):
+    _toy_source()
+    with pytest.raises(ValueError, match=r"source: expected one of \[.*'toy'.*\], got 'toy_v2'"):
+        get_source("toy_v2")
+    # checked before the file is read: a missing file is not what is reported
+    with pytest.raises(ValueError, match="got 'toy_v2'"):
+        load_reference_checkpoint(nn.Linear(2, 2), tmp_path / "missing.pth", source="toy_v2")
+
+
+def test_a_plugin_not_installed_is_named_with_its_install_command(registry, monkeypatch):
+    for name in PROVIDERS:
+        registry.pop(name, None)
+    monkeypatch.setattr(reference.metadata, "entry_points", lambda group: [])  # no plugin installed
+    monkeypatch.setattr(reference, "_installed", lambda dist: False)
+    with pytest.raises(
+        ImportError,
+        match=r"'qcfs' checkpoints are read by the sj-calib plugin, which is not installed: pip install sj-calib$",
+    ):
+        get_source("qcfs")
+    monkeypatch.setattr(reference, "_installed", lambda dist: dist == "sj-calib")  # installed, no entry point
+    with pytest.raises(
+        ImportError, match=r"sj-calib plugin, which is installed but declares no .* reinstall it"
+    ):
+        get_source("qcfs")
+    with pytest.raises(ReferenceCheckpointError, match=r"not installed: bkdsnn \(pip install sj-bkd\)"):
+        detect_source({"layer1.0.weight"})
+
+
+def test_an_installed_plugin_is_found_through_its_entry_point_without_an_import(
+    registry, monkeypatch, tmp_path
+):
+    """A distribution on sys.path that names its converter module in the entry point group: asking for its
+    source (or detecting it) imports the module, which registers the source."""
+    (tmp_path / "toy_plugin_ref.py").write_text(
+        "from sj_common.reference import Conversion, map_keys, register_source\n"
+        "@register_source('toy_ep', lambda keys: 'toy_ep.w' in keys, 'toy')\n"
+        "def convert(ref, model, extras):\n"
+        "    conv = Conversion()\n"
+        "    map_keys(ref, conv, [(r'toy_ep\\.w', 'weight')])\n"
+        "    return conv\n"
+    )
+    info = tmp_path / "toy_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\ntoy_ep = toy_plugin_ref\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "toy_plugin_ref", raising=False)
+    torch.save({"toy_ep.w": torch.full((1,), 0.75)}, tmp_path / "t.pth")
+    try:
+        assert "toy_ep" not in registry
+        assert get_source("toy_ep").description == "toy" and "toy_plugin_ref" in sys.modules
+        del registry["toy_ep"], sys.modules["toy_plugin_ref"]
+        model = nn.Module()
+        model.weight = nn.Parameter(torch.zeros(1))
+        load_reference_checkpoint(model, tmp_path / "t.pth")  # detection loads every installed plugin
+        assert model.weight.item() == 0.75
+    finally:
+        sys.modules.pop("toy_plugin_ref", None)
+
+
+@pytest.mark.parametrize("package", PLUGINS)
+def test_each_plugin_declares_the_sources_its_module_registers(package):
+    """The entry points in each plugin's pyproject.toml agree with PROVIDERS (which says what to install) and
+    name a module that registers exactly that source."""
+    project = tomllib.loads((ROOT / package / "pyproject.toml").read_text())["project"]
+    declared = project["entry-points"][ENTRY_POINT_GROUP]
+    assert declared and all(PROVIDERS[name] == project["name"] for name in declared)
+    for name, module in declared.items():
+        importlib.import_module(module)
+        assert reference.SOURCES[name].convert.__module__ == module
+    claimed = {
+        n
+        for p in PLUGINS
+        for n in tomllib.loads((ROOT / p / "pyproject.toml").read_text())["project"]["entry-points"][
+            ENTRY_POINT_GROUP
+        ]
+    }
+    assert claimed == set(PROVIDERS)

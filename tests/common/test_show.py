@@ -28,6 +28,7 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.slow  # renders a figure in a subprocess
 @pytest.mark.skipif(not FIXTURE.is_file(), reason="../shared/fixtures is absent")
 def test_show_renders_the_real_nmnist_fixture(tmp_path):
     pytest.importorskip("tonic")
@@ -40,6 +41,7 @@ def test_show_renders_the_real_nmnist_fixture(tmp_path):
     assert w > 600 and h > 100 and out.stat().st_size > 5000
 
 
+@pytest.mark.slow  # renders a figure in a subprocess
 def test_show_gesture_npy_default_out(tmp_path):
     rng = np.random.default_rng(0)
     n = 2000
@@ -63,9 +65,15 @@ def test_show_gesture_npy_default_out(tmp_path):
     "name, content, message",
     [
         ("notes.txt", b"hello", "unsupported file type '.txt'"),
-        ("broken.bin", b"\x01" * 7, "size 7 B is not a multiple of 5"),
-        ("broken.aedat", b"#!AER-DAT2.0\r\n" + b"\x00" * 12, "not a whole number of 8-byte"),
-        ("broken.npy", None, "expected an [N, 4] array"),
+        # the readers' checks import numpy and tonic in the subprocess: seconds each
+        pytest.param("broken.bin", b"\x01" * 7, "size 7 B is not a multiple of 5", marks=pytest.mark.slow),
+        pytest.param(
+            "broken.aedat",
+            b"#!AER-DAT2.0\r\n" + b"\x00" * 12,
+            "not a whole number of 8-byte",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param("broken.npy", None, "expected an [N, 4] array", marks=pytest.mark.slow),
         ("missing.bin", ..., "no such file"),
     ],
 )
@@ -95,6 +103,7 @@ def _bin(path: Path, x, y, p, t_us) -> None:
     path.write_bytes(raw.tobytes())
 
 
+@pytest.mark.slow  # renders a figure in a subprocess
 def test_show_bin_beyond_34x34_is_read_as_ncaltech101(tmp_path):
     pytest.importorskip("tonic")
     n = 500

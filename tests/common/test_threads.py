@@ -28,11 +28,13 @@ def _probe(arg: str, env_extra: dict, before: str = "") -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_sets_passive_before_openmp_loads_and_defaults_to_one_thread():
     r = _probe("", {})
     assert r == {"n": 1, "torch": 1, "policy": "PASSIVE", "loaded_before": False, "loaded_after": True}
 
 
+@pytest.mark.slow
 def test_user_settings_win():
     r = _probe("", {"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "ACTIVE"})
     assert (r["n"], r["torch"], r["policy"]) == (2, 2, "ACTIVE")
@@ -40,6 +42,7 @@ def test_user_settings_win():
     assert (r["n"], r["torch"]) == (3, 3)
 
 
+@pytest.mark.slow
 def test_after_torch_import_policy_is_left_alone():
     # GNU OpenMP read its variables at `import torch`: setting one afterwards would be a lie.
     r = _probe("2", {}, before="import torch")
@@ -48,6 +51,7 @@ def test_after_torch_import_policy_is_left_alone():
     assert (r["n"], r["torch"]) == (2, 2)
 
 
+@pytest.mark.slow
 def test_zero_means_every_usable_cpu():
     r = _probe("0", {})
     assert r["n"] == len(os.sched_getaffinity(0))
@@ -68,6 +72,7 @@ def test_bad_threads_named(bad):
         apply_thread_policy(bad)
 
 
+@pytest.mark.slow
 def test_warns_when_more_threads_would_spin():
     # torch (hence OpenMP) already loaded, no wait policy set: more than one thread keeps the spinning default
     code = (

@@ -28,6 +28,7 @@ def _tiny(cache, out):
     return [*args, "--out", str(out)]
 
 
+@pytest.mark.slow
 def test_train_transfer_and_baseline(tmp_path, cache):
     r = script("sj-transfer", *_tiny(cache, tmp_path / "t"))  # fills the frame cache for the two below
     assert r.code == 0, r.err
@@ -50,6 +51,7 @@ def test_train_transfer_and_baseline(tmp_path, cache):
     assert "baseline" in runs[0].out
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2_naming_the_key(tmp_path):
     usage_errors(
         "sj-transfer",

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from ..notebook_check import check_stored_outputs, images_of, run_smoke, text_of
 
 NOTEBOOK = Path(__file__).parents[2] / "examples" / "transfer.ipynb"
@@ -24,6 +26,7 @@ def test_stored_notebook_shows_its_results():
     assert "baseline val" in text and "transfer val" in text and "mean CKA diagonal" in text
 
 
+@pytest.mark.slow
 def test_notebook_runs_in_smoke_mode(tmp_path, monkeypatch):
     nb = run_smoke(NOTEBOOK, tmp_path, monkeypatch)
     text = text_of(nb)

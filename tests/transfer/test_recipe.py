@@ -121,6 +121,7 @@ def test_method_defaults_are_the_loss_signature():
     assert m.power == inspect.signature(make_schedule).parameters["power"].default and m.sliding == "sliding"
 
 
+@pytest.mark.slow  # emulates the event twin's frames
 def test_subset_seed_gives_baseline_and_transfer_one_subset_for_every_seed(frame_cache):
     def indices(baseline, seed, subset_seed=None):
         sets = {
@@ -138,6 +139,7 @@ def test_subset_seed_gives_baseline_and_transfer_one_subset_for_every_seed(frame
     assert all(np.array_equal(k, per_seed[0]) for k in kept)
 
 
+@pytest.mark.slow
 def test_transfer_table_example_smoke(tmp_path, monkeypatch):
     import importlib
     from pathlib import Path

@@ -4,12 +4,13 @@ threshold and surrogate alpha checked against our config (a difference fails nam
 
 import pytest
 import torch
-from sj_common.reference import ReferenceCheckpointError, load_reference_checkpoint
+from sj_common.reference import ReferenceCheckpointError, detect_source, load_reference_checkpoint
 from sj_transfer.loss import DomainTransferLoss
 from sj_transfer.models import TransferVGGSNN
+from sj_transfer.reference import SOURCE  # registers the converter
 from sj_transfer.train import TransferModel
 
-from tests.common.test_reference import check_mapping, needs_keys, reference_state, write_reference
+from tests.reference_files import check_mapping, needs_keys, reference_state, write_reference
 
 pytestmark = needs_keys
 NAME = "transfer_vgg_snn_ncaltech101"
@@ -92,7 +93,7 @@ def _tiny_transfer_reference(tmp_path):
     layers [8, P, 16, P] and 8 steps for MNIST-5k (17x17 -> 4x4, 10 classes), and a config for it."""
     import yaml
 
-    from tests.common.test_reference import read_keys
+    from tests.reference_files import read_keys
 
     scale = {64: 8, 128: 16, 2: 2, 3: 3, 4608: 256, 101: 10, 1: 1}
     g = torch.Generator().manual_seed(0)
@@ -126,6 +127,7 @@ def _tiny_transfer_reference(tmp_path):
     return path, tmp_path / "cfg.yaml", ref
 
 
+@pytest.mark.slow
 def test_cli_eval_from_reference(tmp_path):
     from tests.console import eval_from_reference
 
@@ -149,3 +151,12 @@ def test_recipe_hook_checks_the_config_threshold(tmp_path):
         UsageError, match=r"feature\.0\.node\.threshold = 0\.5 in the file, ours v_threshold = 1"
     ):
         RECIPE.load_reference(tiny(1.0), path)
+
+
+def test_source_detected_from_its_key_signature():
+    """``source=None``: a Transfer_VGG_SNN (``coefficient.{t}``, ``feature.{i}.conv``) is told apart from the other installed sources' files."""
+    assert SOURCE == "transfer_for_dvs"
+    assert detect_source({"coefficient.0", "feature.0.conv.weight"}) == SOURCE
+    assert detect_source({"feature.0.conv.weight"}) == SOURCE
+    with pytest.raises(ReferenceCheckpointError, match="source="):
+        detect_source({"fc.weight"})

@@ -455,8 +455,10 @@ class BkdRecipe(Recipe):
         """
         from sj_common.reference import ReferenceCheckpointError, load_reference_checkpoint
 
+        from .reference import SOURCE  # registers the converter
+
         try:
-            load_reference_checkpoint(getattr(model, "student", model), path, source=source or "bkdsnn")
+            load_reference_checkpoint(getattr(model, "student", model), path, source=source or SOURCE)
         except (ReferenceCheckpointError, FileNotFoundError) as e:
             raise UsageError(f"--from-reference: {e}") from e
         return model

@@ -323,8 +323,10 @@ class CalibRecipe(Recipe):
         """
         from sj_common.reference import ReferenceCheckpointError, load_reference_checkpoint
 
+        from .reference import SOURCE  # registers the converter
+
         try:
-            load_reference_checkpoint(model, path, source=source or "qcfs")
+            load_reference_checkpoint(model, path, source=source or SOURCE)
         except (ReferenceCheckpointError, FileNotFoundError) as e:
             raise UsageError(f"--from-reference: {e}") from e
         return model

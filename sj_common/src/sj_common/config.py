@@ -10,7 +10,7 @@ from (the file, or the flag / ``--set`` that set it) and the expected type::
     config.train.lr: expected float, got 'fast' (from sj_bkd/configs/mnist5k.yaml)
 
 A method's defaults live in one place: :func:`section_from` derives a section from the method's own
-signature (``DomainTransferLoss.__init__``, ``calibrate``), so a default is never restated.
+signature (a loss's ``__init__``, a function such as a plugin's ``calibrate``), so a default is never restated.
 
 A field with ``metadata={"rest": True}`` (type ``dict``) takes the keys no other field names (e.g. a model
 factory's keyword arguments, checked by the section's ``__post_init__``).

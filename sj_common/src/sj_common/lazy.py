@@ -2,7 +2,7 @@
 
 Each package ``__init__`` names where its exports live and installs the two hooks::
 
-    _LAZY = {"calibrate": "calibration", "QCFS": "qcfs"}   # export -> submodule
+    _LAZY = {"fit": "loop", "TrainConfig": "config"}   # export -> submodule
     __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 An export must not share its name with a submodule: once anything imports that submodule, the import system

@@ -52,6 +52,10 @@ if TYPE_CHECKING:
     from .tet import tet_loss
     from .train import RandomCropFrames, TransferModel, transfer_step
 
+# Lockstep versioning: sj-common, sj-calib, sj-bkd and sj-transfer share this one version and are released
+# together; each plugin requires sj-common >= this version and < the next minor (0.x) / major release.
+# Change it only with `python scripts/set_version.py X.Y.Z` (all four packages and the bounds);
+# tests/test_release.py checks that they agree.
 __version__ = "0.1.0"
 
 __all__ = [

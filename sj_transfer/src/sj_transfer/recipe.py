@@ -446,8 +446,10 @@ class TransferRecipe(Recipe):
         """
         from sj_common.reference import ReferenceCheckpointError, load_reference_checkpoint
 
+        from .reference import SOURCE  # registers the converter
+
         try:
-            load_reference_checkpoint(model, path, source=source or "transfer_for_dvs")
+            load_reference_checkpoint(model, path, source=source or SOURCE)
         except (ReferenceCheckpointError, FileNotFoundError) as e:
             raise UsageError(f"--from-reference: {e}") from e
         return model

@@ -81,7 +81,7 @@ class SNNImageClassifier(nn.Module):
         net: the spiking network (its state is reset around every call).
         T: time steps (the input's channel axis holds ``T`` groups of ``C`` channels).
         forward: ``f(net, x [T, B, C, H, W]) -> logits [T, B, K]``; default ``net(x)`` (e.g.
-            ``lambda n, x: n(x, head="static")`` picks a head of ``sj_transfer.models.TransferVGGSNN``).
+            ``lambda n, x: n(x, head="static")`` picks one head of a network with several).
     """
 
     def __init__(

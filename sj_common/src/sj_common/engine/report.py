@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 import platform
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
 # Read through importlib.metadata, so nothing (tonic in particular, GPL-3.0) is imported.
-_PACKAGES = (
-    "torch",
-    "torchvision",
-    "spikingjelly",
-    "numpy",
-    "tonic",
-    "sj-common",
-    "sj-transfer",
-    "sj-bkd",
-    "sj-calib",
-)
+_PACKAGES = ("torch", "torchvision", "spikingjelly", "numpy", "tonic", "sj-common")
+_SJ_COMMON = re.compile(r"sj[-_.]common(?![\w.-])", re.IGNORECASE)
+
+
+@functools.cache
+def _plugins() -> tuple[str, ...]:
+    """The installed distributions that require sj-common (the plugins; none is named here). Cached: reading
+    every distribution's metadata takes a few tenths of a second."""
+    found = set()
+    for dist in metadata.distributions():
+        if any(_SJ_COMMON.match(req) for req in dist.requires or ()):
+            found.add(dist.metadata["Name"])
+    return tuple(sorted(found))
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of python and the installed packages the results depend on (absent ones left out)."""
+    """Versions of python, the installed packages the results depend on (absent ones left out) and every
+    installed plugin of sj-common."""
     out = {"python": platform.python_version()}
-    for name in _PACKAGES:
+    for name in (*_PACKAGES, *_plugins()):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
