@@ -7,7 +7,7 @@ This module is the one owner of the energy model and the synaptic-operation coun
   :func:`topk_hits` (device tensor, no host sync) and :func:`check_targets` (one sync) are the two
   halves the training engine uses separately.
 * :func:`firing_rates` - mean spike rate of every SpikingJelly neuron layer (and of every layer that
-  declares a ``spike_scale``, such as ``sj_calib.OffsetSpikeIF``), by forward hooks (both SpikingJelly lines).
+  declares a ``spike_scale``: a calibrated IF layer whose output is spikes x theta), by forward hooks (both SpikingJelly lines).
 * :func:`synops_energy` - synaptic operations (ACs), MACs and the 45 nm compute energy estimate
   (MAC 4.6 pJ, AC 0.9 pJ, Horowitz 2014), every figure named with its unit and whether it is a total
   over the input or per sample, counted on the synaptic layers (convolutions and linear layers) by a
@@ -147,7 +147,7 @@ def _rate_units(model: nn.Module, instance) -> list[tuple[str, nn.Module, Any]]:
     """``(name, module, spike_scale)`` of every unit :func:`firing_rates` watches, in module order.
 
     A module with a ``spike_scale`` attribute (not ``None``) is one unit whose output is ``spikes x
-    spike_scale`` (``sj_calib.OffsetSpikeIF``: spikes x theta); the neurons inside it are its implementation
+    spike_scale`` (a calibrated IF layer: spikes x theta); the neurons inside it are its implementation
     and are not watched separately (its inner ``IFNode`` sees only the steps after the pre-simulation).
     """
     units: list[tuple[str, nn.Module, Any]] = []
@@ -170,7 +170,7 @@ def firing_rates(
         model: a SpikingJelly network (its training/eval mode is left as it is).
         x_seq: the model's input, multi-step ``[T, B, ...]`` (a tuple/dict is passed as ``*args``/``**kwargs``).
         instance: the module types to watch; SpikingJelly's ``neuron.BaseNode`` by default. Modules with a
-            ``spike_scale`` attribute (``sj_calib.OffsetSpikeIF``: output = spikes x theta) are watched too,
+            ``spike_scale`` attribute (a calibrated IF layer: output = spikes x theta) are watched too,
             as one layer each, their rate taken from their own output / ``spike_scale``; the neurons
             inside them are not reported.
 
@@ -249,7 +249,7 @@ def layer_acs_per_step(
             (``[T, B, ...]`` of a multi-step layer or ``[T * B, ...]``).
         steps: number of time steps in the leading dimension.
         weighted: count ``|x|`` events per input instead of one per non-zero input: for integer inputs
-            that are event counts, such as a SEW-ResNet ADD shortcut's 0/1/2 or event frames (an input of
+            that are event counts, such as a SEW residual ADD shortcut's 0/1/2 or event frames (an input of
             2 is two spikes arriving, so two ACs per reached output).
 
     Returns:
@@ -277,7 +277,7 @@ def _is_integer(x: torch.Tensor) -> bool:
 def _layer_ops(m: nn.Module, x: torch.Tensor, out: torch.Tensor) -> tuple[int, int]:
     """(ACs, MACs) of one call of a linear/conv layer: ACs = exact synaptic events of a binary input
     (non-zero input x the outputs it reaches, padding included); an integer input is event counts (a
-    SEW-ResNet ADD shortcut's 0/1/2, event frames), so ``|x|`` events per input (value-weighted ACs: the
+    SEW residual ADD shortcut's 0/1/2, event frames), so ``|x|`` events per input (value-weighted ACs: the
     count of a batch is the sum of its samples' counts, whatever else is in the batch); MACs = dense
     multiply-adds for any other (analog) input."""
     if _is_binary(x):
@@ -332,7 +332,7 @@ def synops_energy(
 
     - binary (spikes): one AC per synaptic event (:func:`layer_acs_per_step`: non-zero input x the outputs
       it reaches, exact at padded borders);
-    - other integers (a SEW-ResNet ADD shortcut's 0/1/2, event-count frames): value-weighted ACs, ``|x|``
+    - other integers (a SEW residual ADD shortcut's 0/1/2, event-count frames): value-weighted ACs, ``|x|``
       events per input, so a sample's count does not depend on the batch it is in;
     - anything else (analog, e.g. the first layer on images): dense MACs (:func:`layer_macs_per_step`).
 
