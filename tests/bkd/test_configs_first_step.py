@@ -27,6 +27,7 @@ from sj_common.engine import StepContext
 from sj_common.recipe import Data
 
 from sj_bkd import models as bkd_models
+from tests.tiny import RandomItems
 
 B, T = 2, 2
 _TERMS = {
@@ -38,20 +39,6 @@ _TERMS = {
     "kdsnn": {"kdsnn"},
     "lasnn": {"lasnn"},
 }
-
-
-class _Random(torch.utils.data.Dataset):
-    """``B`` items of the given tensor shapes (one per input: student frames, teacher frames) + a label."""
-
-    def __init__(self, shapes):
-        self.shapes, self.targets = shapes, list(range(B))
-
-    def __len__(self):
-        return B
-
-    def __getitem__(self, i):
-        g = torch.Generator().manual_seed(i)
-        return (*(torch.rand(s, generator=g) for s in self.shapes), i)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +92,7 @@ def _tiny(name):
         shapes = [(T, channels, size, size)] * (2 if base.data.teacher_T else 1)
     else:
         shapes = [(channels, size, size)]
-    return cfg, Data(_Random(shapes), None, None, num_classes=10, sequence_input=events)
+    return cfg, Data(RandomItems(shapes, B), None, None, num_classes=10, sequence_input=events)
 
 
 @pytest.mark.slow
@@ -115,7 +102,7 @@ def test_first_training_step_of_every_config(name, cached_models, _release_memor
     torch.manual_seed(0)
     model = build_distillation_model(cfg, data, require_teacher_weights=False)
     model.train()
-    batch = torch.utils.data.default_collate([data.train[i] for i in range(B)])
+    batch = data.train.batch()
     ctx = StepContext(0, 0, 1, 1, torch.device("cpu"), True, cfg.train)
     out = distill_step(model, batch, ctx)
     assert set(out.logs) == {"ce"} | _TERMS[cfg.distill.mode], name
