@@ -2,7 +2,7 @@
 
 Pieces usable around any SpikingJelly model: :func:`linear_cka`, :class:`DomainTransferLoss`,
 :class:`SlidingReplacement` (with :class:`PowerSchedule` / :class:`StepSchedule`), :func:`tet_loss`,
-:class:`QGateGrad`. The paper's network (:class:`TransferVGGSNN`), the engine wrapper (:class:`TransferModel`,
+:func:`QGateGrad`. The paper's network (:class:`TransferVGGSNN`), the engine wrapper (:class:`TransferModel`,
 :func:`transfer_step`), config-driven runs (:mod:`sj_transfer.recipe`) and the CLI (:mod:`sj_transfer.cli`).
 """
 

@@ -45,7 +45,7 @@ class TransferVGGSNN(nn.Module):
         image_size: input height = width (48 in the paper).
         cfg: conv widths and ``"P"`` (2x2 average pool), in order (:data:`PAPER_CFG` by default).
         tau, v_threshold: LIF parameters (2.0, 0.5).
-        surrogate_function: spike surrogate (default :class:`~sj_transfer.surrogate.QGateGrad`, alpha 2).
+        surrogate_function: spike surrogate (default :func:`~sj_transfer.surrogate.QGateGrad`: SpikingJelly's ``PiecewiseQuadratic``, alpha 2).
         static_head: build the static head (False for the event-only baseline).
         shared_head: one head for both domains: ``head="static"`` uses the event head (no static head is
             built; ``static_head`` is then ignored). Default False (two heads, the VGG-SNN reference).
