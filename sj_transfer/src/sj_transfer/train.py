@@ -54,7 +54,7 @@ class TransferModel(nn.Module):
             network with ``static_head=False`` and the loss with ``regularization="none"`` for DDP).
         event_bn_stats: keep BatchNorm *running* statistics from the event pass only (the static pass
             still normalises with its own batch statistics in training, but leaves the running
-            estimates untouched). Why: only the event head is evaluated, with running statistics; in
+            estimates and the batch count ``num_batches_tracked`` untouched). Why: only the event head is evaluated, with running statistics; in
             the reference they are an average over both passes (spec appendix 6.10), i.e. partly
             static-image statistics, which mis-normalise event inputs at test time. Training itself is
             unchanged. Default ``False`` (the reference's behaviour).
@@ -104,17 +104,20 @@ class TransferModel(nn.Module):
 
 @contextmanager
 def _frozen_bn_running_stats(net: nn.Module, active: bool):
-    """Within the block, BatchNorm layers normalise with batch statistics but do not update their running
-    estimates (momentum 0: ``running = running * 1 + batch * 0``)."""
+    """Within the block, BatchNorm layers normalise with batch statistics but leave every buffer as it was:
+    ``running_mean``, ``running_var`` and ``num_batches_tracked`` are copied on entry and restored on exit.
+
+    Why not momentum 0: BatchNorm still counts the batch in ``num_batches_tracked``, which a checkpoint
+    keeps and which sets the averaging factor of a ``momentum=None`` (cumulative average) layer."""
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if active else []
-    saved = [m.momentum for m in bns]
+    saved = [{k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in bns]
     try:
-        for m in bns:
-            m.momentum = 0.0
         yield
     finally:
-        for m, mom in zip(bns, saved):
-            m.momentum = mom
+        with torch.no_grad():
+            for m, buffers in zip(bns, saved):
+                for k, b in m.named_buffers(recurse=False):
+                    b.copy_(buffers[k])
 
 
 class RandomCropFrames:
