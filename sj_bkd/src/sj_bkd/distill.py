@@ -1,10 +1,10 @@
 """The training wrapper: one ``nn.Module`` holding the student and the distillation head.
 
 ``sj_common.engine.fit`` optimizes every parameter of the module it gets and wraps it in DDP, so the
-student and the head live in one module (the reference trained a separate, per-rank-initialised head
-outside DDP, spec 5.3 item 13). The teacher is held *outside* the module tree: it is moved with the
+student and the head live in one module (the reference trained the head outside DDP: each rank trained
+its own, differently initialised head). The teacher is held *outside* the module tree: it is moved with the
 module (``.to``), but it is not in ``parameters()``, ``state_dict()`` (checkpoints stay student-sized),
-``train()`` (it stays in eval) or DDP (no all-reduce through it, item 7), and it runs under ``no_grad``.
+``train()`` (it stays in eval) or DDP (no all-reduce through it), and it runs under ``no_grad``.
 
 In training mode ``forward`` returns everything the loss needs; in eval mode the student alone runs and
 the head is unused (dropped at test time), so ``evaluate`` measures the student only.
@@ -75,7 +75,7 @@ class DistillationModel(nn.Module):
         tau, beta: WSLD temperature and weight; ``kd_tau``: Hinton-KD temperature.
         sequence_input: loader ``x`` is ``[B, T, ...]`` frames rather than a static image.
         teacher_input_size: resize the teacher's (static) input to this size (e.g. 224 for a ViT teacher
-            on 32x32 CIFAR); ``teacher_interpolation`` 'bicubic' (spec: CIFAR-10 script) or 'bilinear'.
+            on 32x32 CIFAR); ``teacher_interpolation`` 'bicubic' (the authors' CIFAR-10 script) or 'bilinear'.
         teacher_T: the SNN teacher's time steps; its input is the batch's teacher frames.
 
     ``forward(x, target=None, x_teacher=None)`` returns a dict: ``logits`` ``[B, K]`` (student, mean over
