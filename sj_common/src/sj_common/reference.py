@@ -2,7 +2,8 @@
 
 >>> load_reference_checkpoint(model, "model_best.pth.tar", source="bkdsnn")
 
-Sources (facts in ``shared/notes/reference-checkpoints.md``; full key lists in ``shared/reference-keys``):
+Sources (each mapping checked against the key lists of the authors' released files; the tests read them
+from ``../shared/reference-keys`` beside the repository when it is there):
 
 * ``qcfs``: QCFS / COS ANNs (``torch.save(model.state_dict())``; ImageNet multi-GPU files carry
   ``module.``) -> ``sj_calib`` VGG-16 (flat ``nn.Sequential``) and ResNet-20/34 (``stem``/``layers``/``fc``).
@@ -403,7 +404,7 @@ def _bkdsnn_spikingformer(ref: Mapping[str, torch.Tensor]) -> Conversion:
         ],
     )
     for k, v in ref.items():
-        # LayerNorms the reference builds but never calls in forward: dropped (notes section 2).
+        # LayerNorms the reference builds but never calls in forward: dropped (they change no output).
         if re.fullmatch(r"block\.\d+\.norm[12]\.(weight|bias)", k):
             conv.used.add(k)
             conv.dropped.append(k)

@@ -1,4 +1,4 @@
-"""Sliding training (transfer.md section 5): replace the static branch's input by the event input.
+"""Sliding training (the method's sliding replacement): replace the static branch's input by the event input.
 
 At global iteration ``i`` of ``N`` (counted from 0 over the whole run) every sample ``b`` of the batch
 independently has its static input replaced, with probability ``P(i)``, by its **own** event input (the
@@ -133,7 +133,7 @@ class SlidingReplacement:
 
 class ClassBalancedResample(torch.utils.data.Dataset):
     """Class-balanced sampling with replacement, as a data set (the reference's ``WeightedRandomSampler``
-    with per-class weights ``1 / n_c``, spec section 3).
+    with per-class weights ``1 / n_c``).
 
     Item ``i`` is a fresh draw: a class uniformly at random, then a sample of that class uniformly at random,
     from a generator seeded by ``(seed, i, k)`` where ``k`` counts the earlier accesses to ``i`` (so every

@@ -131,7 +131,7 @@ class ToFrames:
     :func:`events_to_frames`, plus:
 
     * ``size``: ``(H, W)`` or an int; frames are resized bilinearly with ``align_corners=True`` (the
-      transfer reference, transfer.md section 3). Needed when ``sensor_size`` is None.
+      transfer reference's framing). Needed when ``sensor_size`` is None.
     * ``sensor_size=None`` (N-Caltech101, sizes vary): each sample is framed on its own box (max x + 1,
       max y + 1, always 2 polarities, unlike tonic's inference, which drops an absent polarity).
 
