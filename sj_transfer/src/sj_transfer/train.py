@@ -104,20 +104,25 @@ class TransferModel(nn.Module):
 
 @contextmanager
 def _frozen_bn_running_stats(net: nn.Module, active: bool):
-    """Within the block, BatchNorm layers normalise with batch statistics but leave every buffer as it was:
-    ``running_mean``, ``running_var`` and ``num_batches_tracked`` are copied on entry and restored on exit.
+    """Within the block, BatchNorm layers normalise with batch statistics (training) and touch no buffer:
+    ``running_mean``, ``running_var`` and ``num_batches_tracked`` stay as they were.
 
-    Why not momentum 0: BatchNorm still counts the batch in ``num_batches_tracked``, which a checkpoint
-    keeps and which sets the averaging factor of a ``momentum=None`` (cumulative average) layer."""
-    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if active else []
-    saved = [{k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in bns]
+    How: ``track_running_stats`` is off for the block, so BatchNorm neither updates nor counts (torch's
+    own switch; SyncBatchNorm and SpikingJelly's BatchNorm follow it). Why not momentum 0: BatchNorm then
+    still counts the batch in ``num_batches_tracked``, which a checkpoint keeps and which sets the
+    averaging factor of a ``momentum=None`` (cumulative average) layer. Why not restoring the buffers
+    afterwards: they are saved for the backward pass, and an in-place restore breaks it."""
+    bns = [
+        m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    bns = bns if active else []
     try:
+        for m in bns:
+            m.track_running_stats = False
         yield
     finally:
-        with torch.no_grad():
-            for m, buffers in zip(bns, saved):
-                for k, b in m.named_buffers(recurse=False):
-                    b.copy_(buffers[k])
+        for m in bns:
+            m.track_running_stats = True
 
 
 class RandomCropFrames:
