@@ -10,11 +10,7 @@ Models are built once per (name, kwargs) and copied: many configs share a studen
 building ViT-B / SEW-ResNet-50 costs more than their step at 32x32.
 """
 
-import contextlib
 import copy
-import ctypes
-import gc
-import sys
 
 import pytest
 import torch
@@ -61,17 +57,6 @@ def cached_models():
     cache.clear()
 
 
-@pytest.fixture
-def _release_memory():
-    """Hand the freed memory of each config's models back to the system (glibc keeps it otherwise, and
-    the peak would grow config by config to several GB)."""
-    yield
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 def _tiny(name):
     """The config ``name`` at tiny size, and random data of its layout."""
     base = RECIPE.config(name)
@@ -97,7 +82,7 @@ def _tiny(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", available_configs("sj_bkd"))
-def test_first_training_step_of_every_config(name, cached_models, _release_memory, one_thread):
+def test_first_training_step_of_every_config(name, cached_models, release_memory, one_thread):
     cfg, data = _tiny(name)
     torch.manual_seed(0)
     model = build_distillation_model(cfg, data, require_teacher_weights=False)

@@ -16,7 +16,7 @@ B, T = 2, 2
 
 
 @pytest.mark.parametrize("name", available_configs("sj_calib"))
-def test_first_steps_of_every_config(name, one_thread):
+def test_first_steps_of_every_config(name, release_memory, one_thread):
     cfg = RECIPE.config(name)
     RECIPE.check(cfg)
     channels, size = cfg.model.kwargs.get("in_channels", 3), 28 if cfg.data.name == "mnist5k" else 32
