@@ -1,7 +1,10 @@
 """Fixtures shared by every test folder."""
 
 import contextlib
+import ctypes
+import gc
 import os
+import sys
 import tempfile
 
 import pytest
@@ -56,3 +59,15 @@ def frame_cache(_session_temp) -> str:
     """The emulated MNIST5kEvents frame cache: the recipe's default folder, so tests that pass it
     (``data.cache_dir`` / ``--cache-dir``) and runs that leave it null (the demo test) share the frames."""
     return os.path.join(_session_temp, "sj_cache")
+
+
+@pytest.fixture
+def release_memory():
+    """After the test, hand freed memory back to the system: glibc keeps it otherwise, so tests that build
+    large models one after another (the packaged configs' first steps) would raise the process's peak
+    config by config to several GB."""
+    yield
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -78,3 +78,47 @@ def test_cupy_neurons_match_torch_on_cuda(kind):
     assert torch.equal(got["cupy"][0], got["torch"][0]) and got["torch"][0].sum() > 0
     assert torch.equal(got["cupy"][1], got["torch"][1])
     torch.testing.assert_close(got["cupy"][2], got["torch"][2], rtol=1e-4, atol=1e-6)
+
+
+class _WithCode(torch.nn.Module):
+    def cuda_codes(self, y, x, dtype):
+        return f"{y} = 1;"
+
+    def cuda_code(self, x, y, dtype="fp32"):
+        return f"{y} = 1;"
+
+
+class _FakeNode(torch.nn.Module):
+    """A 0.0.0.0.14-style neuron: ``backend`` among ``supported_backends`` (no cupy needed to set it)."""
+
+    supported_backends = ("torch", "cupy")
+
+    def __init__(self, surrogate_function=None, backend="torch", step_mode="m"):
+        super().__init__()
+        self.backend, self.step_mode = backend, step_mode
+        if surrogate_function is not None:
+            self.surrogate_function = surrogate_function
+
+
+def test_cupy_only_for_surrogates_with_cuda_code(monkeypatch):
+    """0.0.0.0.14's CuPy neurons need the surrogate's CUDA code: its PiecewiseQuadratic (sj_transfer's QGateGrad)
+    and our RectGrad have none, so those neurons stay on torch instead of failing at the first training step."""
+    from spikingjelly.activation_based import surrogate
+
+    assert compat.has_cuda_code(None) and compat.has_cuda_code(_WithCode())
+    assert not compat.has_cuda_code(compat.RectGrad())
+    if compat.LEGACY:  # the line's own classes: some have CUDA code, some not
+        assert compat.has_cuda_code(surrogate.ATan()) and compat.has_cuda_code(surrogate.Sigmoid())
+        assert not compat.has_cuda_code(surrogate.PiecewiseQuadratic(alpha=2.0))
+    # the choice, as on a 0.0.0.0.14 CUDA machine with cupy (fake neurons: no cupy needed here)
+    monkeypatch.setattr(compat, "LEGACY", True)
+    monkeypatch.setattr(compat, "has_cupy", lambda: True)
+    net = torch.nn.Sequential(_FakeNode(_WithCode()), _FakeNode(compat.RectGrad()), _FakeNode())
+    assert compat.set_fastest_backend(net, "cuda") is net
+    assert [m.backend for m in net] == ["cupy", "torch", "cupy"]
+    monkeypatch.setattr(compat, "fastest_backend", lambda device=None: "cupy")
+    assert compat._node(_FakeNode, None, surrogate_function=_WithCode()).backend == "cupy"
+    assert compat._node(_FakeNode, None).backend == "cupy"  # the neuron's default surrogate (Sigmoid)
+    assert compat._node(_FakeNode, None, surrogate_function=compat.RectGrad()).backend == "torch"
+    with pytest.raises(ValueError, match="backend='cupy': expected a surrogate_function with CuPy code"):
+        compat._node(_FakeNode, "cupy", surrogate_function=compat.RectGrad())

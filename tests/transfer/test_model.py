@@ -2,9 +2,8 @@ import pytest
 import torch
 from sj_transfer.loss import DomainTransferLoss
 from sj_transfer.models import PAPER_CFG, TransferVGGSNN
-from sj_transfer.surrogate import QGateGrad
 from sj_transfer.train import RandomCropFrames, TransferModel
-from spikingjelly.activation_based import functional, layer
+from spikingjelly.activation_based import functional, layer, surrogate
 
 TINY = (8, "P", 8, "P")
 
@@ -22,7 +21,8 @@ def test_paper_network_shapes_and_neurons(one_thread):
     assert len(lifs) == sum(v != "P" for v in PAPER_CFG) == 8
     for n in lifs:
         assert n.v_threshold == 0.5 and n.v_reset == 0.0 and n.tau == 2.0 and n.detach_reset and n.decay_input
-        assert isinstance(n.surrogate_function, QGateGrad) and n.step_mode == "m"
+        sg = n.surrogate_function  # QGateGrad: SpikingJelly's own class, not a subclass
+        assert type(sg) is surrogate.PiecewiseQuadratic and sg.alpha == 2.0 and n.step_mode == "m"
     logits, feat = net.forward_features(torch.rand(1, 2, 2, 48, 48), "static")
     assert logits.shape == (1, 2, 101) and feat.shape == (1, 2, 512, 6, 6)
     assert any(isinstance(m, layer.SeqToANNContainer) for m in net.modules())
@@ -112,4 +112,29 @@ def test_event_bn_stats_keeps_running_statistics_of_the_event_pass_only():
     mean = {k: bn(m).running_mean for k, m in (("both", both), ("only", only), ("ref", ref))}
     assert torch.allclose(mean["only"], mean["ref"])  # as if only the event pass had run
     assert not torch.allclose(mean["both"], mean["ref"])  # the reference mixes in the static pass
-    assert bn(only).momentum == 0.1  # restored after the static pass
+    assert bn(only).momentum == 0.1 and bn(only).track_running_stats
+    # every BatchNorm buffer, the batch count included, exactly as after the event pass alone
+    for a, b in zip(only.net.buffers(), ref.net.buffers()):
+        assert torch.equal(a, b)
+    assert int(bn(only).num_batches_tracked) == 1 and int(bn(both).num_batches_tracked) == 2
+
+
+@pytest.mark.compat
+def test_event_bn_stats_with_a_cumulative_average_batchnorm():
+    """momentum=None BatchNorm averages over num_batches_tracked batches: the static passes must not count
+    (issue 24 item 10: the momentum-0 trick still advanced the count)."""
+    T, B = 2, 4
+    torch.manual_seed(0)
+    only = TransferModel(_tiny(), DomainTransferLoss(T), event_bn_stats=True)
+    ref = TransferModel(_tiny(), DomainTransferLoss(T), baseline=True)
+    ref.load_state_dict(only.state_dict())
+    for m in (*only.modules(), *ref.modules()):
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+    for step in range(3):
+        static, event = torch.rand(T, B, 2, 12, 12) * 5.0, torch.rand(T, B, 2, 12, 12) + step
+        y = torch.randint(0, 4, (B,))
+        only(static, event, y).loss.backward()  # the buffers the backward pass saved are intact
+        ref(static, event, y)
+    for (name, a), b in zip(only.net.named_buffers(), ref.net.buffers()):
+        assert torch.equal(a, b), name

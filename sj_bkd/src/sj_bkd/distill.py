@@ -1,10 +1,10 @@
 """The training wrapper: one ``nn.Module`` holding the student and the distillation head.
 
 ``sj_common.engine.fit`` optimizes every parameter of the module it gets and wraps it in DDP, so the
-student and the head live in one module (the reference trained a separate, per-rank-initialised head
-outside DDP, spec 5.3 item 13). The teacher is held *outside* the module tree: it is moved with the
+student and the head live in one module (the reference trained the head outside DDP: each rank trained
+its own, differently initialised head). The teacher is held *outside* the module tree: it is moved with the
 module (``.to``), but it is not in ``parameters()``, ``state_dict()`` (checkpoints stay student-sized),
-``train()`` (it stays in eval) or DDP (no all-reduce through it, item 7), and it runs under ``no_grad``.
+``train()`` (it stays in eval) or DDP (no all-reduce through it), and it runs under ``no_grad``.
 
 In training mode ``forward`` returns everything the loss needs; in eval mode the student alone runs and
 the head is unused (dropped at test time), so ``evaluate`` measures the student only.
@@ -75,7 +75,7 @@ class DistillationModel(nn.Module):
         tau, beta: WSLD temperature and weight; ``kd_tau``: Hinton-KD temperature.
         sequence_input: loader ``x`` is ``[B, T, ...]`` frames rather than a static image.
         teacher_input_size: resize the teacher's (static) input to this size (e.g. 224 for a ViT teacher
-            on 32x32 CIFAR); ``teacher_interpolation`` 'bicubic' (spec: CIFAR-10 script) or 'bilinear'.
+            on 32x32 CIFAR); ``teacher_interpolation`` 'bicubic' (the authors' CIFAR-10 script) or 'bilinear'.
         teacher_T: the SNN teacher's time steps; its input is the batch's teacher frames.
 
     ``forward(x, target=None, x_teacher=None)`` returns a dict: ``logits`` ``[B, K]`` (student, mean over
@@ -235,35 +235,80 @@ class DistillationModel(nn.Module):
 
     @torch.no_grad()
     def _infer_channels(self, x: torch.Tensor, teacher_kind: str) -> tuple[list[int], list[int]]:
-        """A dry run on two samples: the channels of every tapped stage (student, teacher), and a clear
-        error when a stage pair differs in spatial size."""
+        """A dry run on (at most) two samples: the channels of every tapped stage (student, teacher).
+
+        Every tapped feature must have a layout the head understands, checked against the dry run's
+        known time steps and batch: the student's ``[T, B, C, H, W]`` (map) or ``[T, B, N, D]``
+        (tokens); the teacher's, after :meth:`_pop_teacher_features`, ``[B, C, H, W]`` / ``[B, N, D]``
+        (``teacher_kind='cnn'``) or ``[B, D]`` (``'vit'``). Anything else (e.g. a feature whose time
+        and batch axes are flattened together) is a clear error naming the layer, not a width read from
+        the wrong axis. A stage pair of different spatial sizes is an error too."""
         was = self.student.training
         self.student.eval()
+        x = x[:2]
         try:
-            self.student(student_input(x[:2], self.T, self.sequence_input))
+            xs = student_input(x, self.T, self.sequence_input)
+            self.student(xs)
             fss = [tap.pop() for tap in self.student_taps]
-            self._teacher_forward(x[:2], None)
-            fts = [tap.pop() for tap in self.teacher_taps]
+            self._teacher_forward(x, None)
+            fts = self._pop_teacher_features()
         finally:
             functional.reset_net(self.student)
             self.student.train(was)
+        t, b = xs.shape[0], xs.shape[1]
+        s_arg, t_arg = (
+            ("student_layers", "teacher_layers")
+            if self.mode == "lasnn"
+            else ("student_layer", "teacher_layer")
+        )
         cs_all, ct_all = [], []
         for i, (fs, ft, s_tap, t_tap) in enumerate(zip(fss, fts, self.student_taps, self.teacher_taps)):
+            stage = f"stage {i} ({s_tap.name!r} -> {t_tap.name!r})"
+            if fs.dim() not in (4, 5) or tuple(fs.shape[:2]) != (t, b):
+                raise ValueError(
+                    f"{s_arg}: {stage}: expected the student's feature as a multi-step map [T, B, C, H, W] or "
+                    f"tokens [T, B, N, D] with T={t}, B={b} (the dry run's), got shape {tuple(fs.shape)}"
+                )
             # [T, B, C, H, W] maps -> C at dim 2; [T, B, N, D] tokens -> D last
             cs = fs.shape[2] if fs.dim() == 5 else fs.shape[-1]
-            if teacher_kind == "vit" or ft.dim() in (2, 4):
-                ct = ft.shape[1]
-            else:
-                ct = ft.shape[-1]
-            if fs.dim() == 5 and ft.dim() == 4 and fs.shape[-2:] != ft.shape[-2:]:
-                arg = "teacher_layers" if self.mode == "lasnn" else "teacher_layer"
+            dims = (2,) if teacher_kind == "vit" else (3, 4)
+            if ft.dim() not in dims or ft.shape[0] != b:
+                want = (
+                    "a vector [B, D]" if teacher_kind == "vit" else "a map [B, C, H, W] or tokens [B, N, D]"
+                )
                 raise ValueError(
-                    f"{arg}: stage {i} ({s_tap.name!r} -> {t_tap.name!r}): expected the student's spatial size "
+                    f"{t_arg}: {stage}: teacher_kind={teacher_kind!r} expects {want} with B={b} "
+                    f"(an SNN teacher's [T', B, ...] averaged over its teacher_T steps), "
+                    f"got shape {tuple(ft.shape)}"
+                )
+            # [B, C, H, W] maps and [B, D] vectors -> dim 1; [B, N, D] tokens -> D last
+            ct = ft.shape[-1] if ft.dim() == 3 else ft.shape[1]
+            if fs.dim() == 5 and ft.dim() == 4 and fs.shape[-2:] != ft.shape[-2:]:
+                raise ValueError(
+                    f"{t_arg}: {stage}: expected the student's spatial size "
                     f"{tuple(fs.shape[-2:])}, got {tuple(ft.shape[-2:])}; tap layers of equal resolution"
                 )
             cs_all.append(int(cs))
             ct_all.append(int(ct))
         return cs_all, ct_all
+
+    def _pop_teacher_features(self) -> list[torch.Tensor]:
+        """The teacher's tapped features of its last forward, one per stage.
+
+        An SNN teacher (``teacher_T``) records ``[T', B, ...]``: averaged over its time steps here, as
+        its logits are, so the head always gets a static teacher feature ``[B, ...]``."""
+        feats = [tap.pop() for tap in self.teacher_taps]
+        if self.teacher_T is None:
+            return feats
+        out = []
+        for tap, f in zip(self.teacher_taps, feats):
+            if f.dim() < 3:
+                raise ValueError(
+                    f"teacher_layer: the SNN teacher's (teacher_T={self.teacher_T}) layer {tap.name!r} should "
+                    f"give a multi-step feature [T', B, ...], got shape {tuple(f.shape)}"
+                )
+            out.append(f.mean(0))
+        return out
 
     @torch.no_grad()
     def _teacher_forward(self, x: torch.Tensor, x_teacher: torch.Tensor | None) -> torch.Tensor:
@@ -296,12 +341,11 @@ class DistillationModel(nn.Module):
         losses: dict[str, torch.Tensor] = {}
         if self.mode == "lasnn":
             losses["lasnn"] = self.head(
-                [tap.pop() for tap in self.student_taps], [tap.pop() for tap in self.teacher_taps]
+                [tap.pop() for tap in self.student_taps], self._pop_teacher_features()
             )
         elif self.head is not None:
-            losses["bkd" if self.mode != "kdsnn" else "kdsnn"] = self.head(
-                self.student_tap.pop(), self.teacher_tap.pop()
-            )
+            (ft,) = self._pop_teacher_features()
+            losses["bkd" if self.mode != "kdsnn" else "kdsnn"] = self.head(self.student_tap.pop(), ft)
         if self.mode in ("wsld", "mixed"):
             if target is None:
                 raise ValueError(f"target: mode={self.mode!r} (WSLD) needs the labels, got None")

@@ -1,4 +1,4 @@
-"""The blurred distillation head of BKDSNN (Xu et al., ECCV 2024), spec ``bkd.md`` section 1.2.
+"""The blurred distillation head of BKDSNN (Xu et al., ECCV 2024): the paper's feature loss.
 
 SpikingJelly has no distillation loss, so this module is ours. It is MGD's classification loss (Yang et
 al., ECCV 2022) moved to spiking students: the student's feature is averaged over time, aligned to the
@@ -56,7 +56,8 @@ def tokens_to_map(
 
 
 class AlignedMSEHead(nn.Module):
-    """KDSNN baseline (spec 1.4, ``kdsnn``) and the base of the BKD head: the aligned feature MSE.
+    """KDSNN baseline (``kdsnn``, a baseline of the paper) and the base of the BKD head: the aligned
+    feature MSE.
 
     For a student feature ``F_s`` (time-averaged) and a teacher feature ``F_t``::
 
@@ -217,8 +218,8 @@ class BlurredDistillationHead(AlignedMSEHead):
       otherwise), or tokens ``[B, N, C_t]``. (``teacher_kind='vit'``): the pre-logits vector ``[B, C_t]``.
       The teacher feature is always detached: no gradient ever reaches the teacher.
 
-    Returns the scalar loss in float32 (spec 5.4 item 20: the sum over ``C * H * W`` elements is kept
-    out of fp16 under autocast).
+    Returns the scalar loss in float32 (the sum over ``C * H * W`` elements is kept out of fp16 under
+    autocast, where it would overflow or lose precision).
 
     Args:
         student_channels: ``C_s``.
@@ -278,7 +279,7 @@ class BlurredDistillationHead(AlignedMSEHead):
         ft = self.teacher_target(teacher, b, (h, w))
         s = self.align(fs)
         if self.use_clip:
-            # Reference behaviour: global scalar maxima, gradient through max(S) (spec 1.2 step 2).
+            # Reference behaviour: global scalar maxima (not per sample or channel), gradient through max(S).
             ft = ft * (s.max() / ft.max())
         if mask is None:
             mask = self.make_mask(b, s.device)
@@ -296,7 +297,7 @@ class BlurredDistillationHead(AlignedMSEHead):
 
 
 class LayerwiseMSEHead(nn.Module):
-    """LaSNN baseline (spec 1.4, ``lasnn``): the KDSNN aligned MSE summed over several stages.
+    """LaSNN baseline (``lasnn``, a baseline of the paper): the KDSNN aligned MSE summed over several stages.
 
     For ``K`` stage pairs (student stage ``k`` matched to the teacher stage of the same resolution, e.g.
     SEW-ResNet ``layer1..layer4`` to ResNet ``layer1..layer4``, the reference's ``--indices 0 1 2 3``)::
@@ -313,7 +314,7 @@ class LayerwiseMSEHead(nn.Module):
     :meth:`stage_losses` gives the ``K`` terms.
 
     Why it exists: SpikingJelly has no distillation loss at all, let alone a layer-wise one. It also
-    fixes a reference bug (spec 5.3 item 18): the reference's ``LaSNNLoss.align`` is a plain Python list,
+    fixes a bug of the authors' reference code: the reference's ``LaSNNLoss.align`` is a plain Python list,
     so its align convs were neither registered nor trained (nor saved or synchronised across GPUs). Here
     they sit in an ``nn.ModuleList`` (:attr:`stages`): they are in ``parameters()`` (hence in the
     student's optimizer, same lr and wd, as for the BKD head), in ``state_dict()`` and under DDP.
@@ -345,7 +346,7 @@ class LayerwiseMSEHead(nn.Module):
                 f"got {len(teacher_channels)}: {list(teacher_channels)}"
             )
         self.alpha = float(alpha if alpha is not None else ALPHA_CNN)
-        # A ModuleList, not a Python list: every align conv is registered and trained (spec 5.3 item 18).
+        # A ModuleList, not the reference's Python list: every align conv is registered and trained.
         self.stages = nn.ModuleList(
             AlignedMSEHead(cs, ct, teacher_kind="cnn", alpha=self.alpha, token_grid=token_grid)
             for cs, ct in zip(student_channels, teacher_channels)

@@ -1,4 +1,4 @@
-"""Logit distillation losses: Hinton KD and WSLD (spec ``bkd.md`` section 1.3).
+"""Logit distillation losses: Hinton KD and WSLD (weighted soft labels; the BKDSNN paper's logit term).
 
 SpikingJelly ships no distillation losses and torch has only the pieces (``kl_div``, ``log_softmax``), so
 the two formulas live here. Teacher logits are always detached.
@@ -73,8 +73,8 @@ def wsld_loss(
         loss  = beta * tau^2 * mean_n(w_n * ce_n)
 
     ``ce_n`` is a cross-entropy, not a KL divergence (same gradient, offset by the teacher entropy).
-    The reference's ``torch.zeros(1).cuda()`` and dim-less ``LogSoftmax()`` (spec 5.3 item 19) are
-    fixed: the loss runs on any device and softmaxes over classes.
+    The reference's ``torch.zeros(1).cuda()`` (CUDA only) and dim-less ``LogSoftmax()`` (the softmax axis
+    guessed by torch) are fixed: the loss runs on any device and softmaxes over classes.
 
     Shapes: ``z_s``, ``z_t`` ``[B, K]``; ``target`` ``[B]`` labels or ``[B, K]`` soft targets (mixup,
     label smoothing). Returns a float32 scalar.

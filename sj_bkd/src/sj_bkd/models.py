@@ -6,9 +6,10 @@
 
 Students are SpikingJelly networks in multi-step mode: input ``[T, B, C, H, W]``, output ``[T, B, K]``.
 Teachers are ANNs: input ``[B, C, H, W]``, output ``[B, K]``; they come back frozen (``eval()``,
-``requires_grad_(False)``) so that no gradient, optimizer step or DDP all-reduce ever touches them
-(spec 5.2 item 7). Teacher weights load from a local file only, with a clear error when it is missing
-(the reference's ViT teacher was silently random, item 8).
+``requires_grad_(False)``) so that no gradient, optimizer step or DDP all-reduce ever touches them (the
+SEW reference ran its teacher with gradients and inside DDP: wasted backward and all-reduce). Teacher
+weights load from a local file only, with a clear error when it is missing (the reference's ViT teacher
+was silently random).
 
 Table of names: :data:`STUDENTS` and :data:`TEACHERS`; :func:`list_models`.
 """
@@ -146,7 +147,8 @@ class SEWTiny(nn.Module):
 
 
 class SEWDVS(nn.Module):
-    """The SEW-ResNet of the CIFAR10-DVS rows (spec section 2), from SpikingJelly's SEW ``BasicBlock``.
+    """The SEW-ResNet of the paper's CIFAR10-DVS rows (the authors' ``cifar10dvs`` script), from
+    SpikingJelly's SEW ``BasicBlock``.
 
     7 stages, each ``[conv1x1 + BN + PLIF when the width changes] + SEW block + MaxPool2``, widths
     64 x 4 then 128 x 3; PLIF neurons (init tau 2, detach_reset). ``conv`` holds the layers in the
@@ -212,7 +214,7 @@ class CNNTiny(nn.Module):
 class ViTTeacher(nn.Module):
     """A timm ViT whose pre-logits vector is tappable as ``'pre_logits'`` (``[B, D]``).
 
-    The reference called ``vit.forward(x, True)``, which timm lacks (spec 5.2 item 9); here
+    The reference called ``vit.forward(x, True)``, which timm lacks (a TypeError); here
     ``pre = forward_head(forward_features(x), pre_logits=True)`` and ``logits = head(pre)``.
     Input ``[B, 3, 224, 224]`` (upsample CIFAR images first), output ``[B, K]``.
     """
@@ -353,7 +355,7 @@ def create_model(
         num_classes: classifier width.
         weights: a local checkpoint to load (strictly).
         require_weights: raise when ``weights`` is missing (teachers for distillation: a random teacher
-            would silently make distillation meaningless, spec 5.2 item 8).
+            would silently make distillation meaningless, as the reference's random ViT teacher did).
         frozen: freeze (eval + no grad); default True for teachers, False for students (pass False
             to train a teacher).
         kwargs: builder options (``cnf``, ``in_channels``, ``dim``, ``depth``, ``heads``, ``pool_stages``,

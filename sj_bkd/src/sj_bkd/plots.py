@@ -54,7 +54,7 @@ def feature_maps(model, x: torch.Tensor, *, seed: int = 0) -> dict[str, np.ndarr
         model.student(student_input(x1, model.T, model.sequence_input))
         fs = model.student_tap.pop()
         model._teacher_forward(x1, None)
-        ft = model.teacher_tap.pop()
+        (ft,) = model._pop_teacher_features()  # an SNN teacher's: averaged over its time steps
     finally:
         functional.reset_net(model.student)
         model.train(was)

@@ -1,4 +1,4 @@
-"""CML + Spikingformer, the transformer student of BKDSNN (spec ``bkd.md`` sections 1.5, 3 and 6.2).
+"""CML + Spikingformer, the transformer student of BKDSNN (the paper's CML+Spikingformer rows).
 
 SpikingJelly ships Spikformer but neither Spikingformer's pre-LIF residual blocks nor the CML tokenizer
 (Conv -> BN -> MaxPool -> LIF), so the network is assembled here from SpikingJelly's multi-step layers
@@ -6,9 +6,9 @@ SpikingJelly ships Spikformer but neither Spikingformer's pre-LIF residual block
 detach_reset, Sigmoid surrogate, the reference's settings). Every tensor is ``[T, B, C, H, W]``; the
 token axis is the flattened ``H * W`` grid, so a 1x1 conv is the reference's 1x1 Conv1d.
 
-Reference fixes (spec section 5): ``forward_features`` returns the last block's residual stream once
-(the CIFAR reference ran ``attn`` twice and advanced the LIF states twice, item 16); ``dim % heads`` is
-checked with a clear error (the ``vit-ti`` configs used 256 dims / 12 heads, item 17: use 16 heads).
+Fixes of the authors' reference code: ``forward_features`` returns the last block's residual stream once
+(the CIFAR reference ran ``attn`` twice and so advanced the LIF states twice); ``dim % heads`` is checked
+with a clear error (the reference's ``vit-ti`` configs used 256 dims with 12 heads: use 16 heads).
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ class SpikingTokenizer(nn.Module):
     (ImageNet: 0, 1, 2, 3 -> 224/16 = 14; CIFAR: 2, 3 -> 32/4 = 8). Pooling the real-valued BN output
     before the LIF is CML's exact-gradient downsampling. The last stage (D -> D: LIF -> Conv3x3 -> BN,
     ``proj4`` of the BKDSNN reference) is the tokenizer's output, with **no residual**: BKDSNN's
-    ``Spikingformer-CML`` tokenizer returns ``proj4_bn(...)`` (``shared/notes/reference-checkpoints.md``
-    section 2), and the paper's CML+Spikingformer numbers come from that network. (Spikformer's SPS adds
-    its relative position embedding to its input, ``x + RPE(x)``; that is another model's tokenizer, not
-    offered here.)
+    ``Spikingformer-CML`` tokenizer returns ``proj4_bn(...)`` (random reference weights, loaded through our
+    converter, give the reference's logits), and the paper's CML+Spikingformer numbers come from that
+    network. (Spikformer's SPS adds its relative position embedding to its input, ``x + RPE(x)``; that is
+    another model's tokenizer, not offered here.)
 
     Shapes: ``[T, B, in_channels, H, W]`` -> ``[T, B, D, H / 2^p, W / 2^p]`` (p = len(pool_stages)).
     """
@@ -139,8 +139,8 @@ class SpikingformerCML(nn.Module):
     ``[T, B, D, H', W']``), or ``blocks.<i>`` for an earlier one.
 
     The head acts on the real-valued residual stream with no neuron before it, ``head(GAP(x))`` per step,
-    as BKDSNN's reference (``head(mean_T(GAP(x)))``; spec ``bkd.md`` 1.5 "GAP over tokens, mean over T,
-    Linear"), the network the paper's numbers come from; the authors' released weights load with
+    as BKDSNN's reference (``head(mean_T(GAP(x)))``: global average over the tokens, mean over T, Linear;
+    T and Linear commute), the network the paper's numbers come from; the authors' released weights load with
     :func:`sj_common.reference.load_reference_checkpoint` (``source='bkdsnn'``).
     """
 

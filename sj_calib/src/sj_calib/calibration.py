@@ -7,7 +7,7 @@ whose neurons are ``IFNode`` with soft reset (``v_reset=None``), e.g. the output
 initial potential; SpikingJelly's converter starts at 0), and the network runs layer by layer on
 time-flattened tensors (SpikingJelly layers are switched to single-step mode for that, their
 ``SeqToANNContainer`` unwrapped). Calibration is online: per batch, per sample, nothing is learned or
-stored between batches (spec 3.5).
+stored between batches (as the paper evaluated it: on each test batch itself).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def calibrate(
 
     Args:
         snn: a :class:`SpikingNet` or any module holding SpikingJelly ``IFNode`` neurons (soft reset).
-        rho: pre-simulation steps per layer (spec default 4; 0 = no calibration, v_0 = theta/2).
+        rho: pre-simulation steps per layer (the paper's 4; 0 = no calibration, v_0 = theta/2).
         shift, saturate, iterations: see :func:`sj_calib.offset_spike_if`.
         T: default time steps for static input (kept from a ``SpikingNet`` when ``None``).
         sample_ndim: dims of one static input batch, inferred from the first conv/linear when ``None``.

@@ -3,16 +3,16 @@
 Every QCFS becomes an :class:`~sj_calib.offset_spike.OffsetSpikeIF` (theta = lambda, soft reset,
 v_0 = theta/2; ``rho=0`` = the plain QCFS SNN, ``rho>0`` = calibrated). Weights are not rescaled; BN is kept
 in eval mode or folded into the preceding conv/linear; pooling, flatten and residual adds act on the
-theta-scaled spikes. Spec: ``shared/methods/calib.md`` section 2.
+theta-scaled spikes (the reference's conversion).
 
 How the network runs (:class:`SpikingNet`): the stateless part processes all time steps as one batch
 ``[T*B, ...]`` (exactly what the reference and SpikingJelly's ``SeqToANNContainer`` do), so any
 torchvision-style ``forward`` (``torch.flatten(x, 1)``, residual adds, ``view(B, -1)``) works unchanged;
 only the neurons see ``[T, B, ...]``, through :class:`TimeFlattened`, whose ``T`` the wrapper sets
-explicitly for every run (the reference guessed it from the batch size; spec 5.1.1).
+explicitly for every run (the reference guessed it from the batch size, which misreads a last partial batch).
 
 Why not SpikingJelly's ``ann2snn.Converter``: it replaces only ``nn.ReLU`` and sets thresholds from
-activation statistics, not from the trained lambda (spec 5.2).
+activation statistics, not from the trained lambda.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-layer offset-spike histogram: how many (neuron, sample) pairs are off by 0, 1, 2, >= 3 spikes.
 
 The reference code's statistics mode (``--cal_message``) promised this but never worked (its rates stay
-``None``, spec 3.7). Here the offset of a neuron is psi = N - D over the ``rho``-step pre-simulation window,
+``None``). Here the offset of a neuron is psi = N - D over the ``rho``-step pre-simulation window,
 D = clip(floor(U + 1/2), 0, rho) the layer-local QCFS target with L = rho (U: the summed normalized input),
 measured before the shift (plain pre-simulation) and after it (first ``rho`` main steps).
 """

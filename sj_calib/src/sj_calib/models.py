@@ -1,7 +1,7 @@
 """QCFS models of the paper's table (VGG-16, ResNet-20, ResNet-34) and a small CNN for MNIST-5k.
 
-All use QCFS in place of ReLU and average pooling in place of max pooling (the method trains that way,
-spec 1.2), one QCFS module per activation site (each gets its own threshold), and keep conv+BN pairs in
+All use QCFS in place of ReLU and average pooling in place of max pooling (the method trains that way),
+one QCFS module per activation site (each gets its own threshold), and keep conv+BN pairs in
 ``nn.Sequential`` so that :func:`sj_calib.fold_batchnorm` can fold them. torchvision models can be used
 too: ``replace_relu_by_qcfs(replace_maxpool_by_avgpool(torchvision.models.vgg16_bn(...)))``.
 """
@@ -35,7 +35,7 @@ def small_vgg(num_classes: int = 10, in_channels: int = 1, L: int = 4, width: in
 
 
 def vgg16(num_classes: int = 100, in_channels: int = 3, L: int = 4, imagenet: bool = False) -> nn.Sequential:
-    """VGG-16 with BN, QCFS and average pooling; dropout 0 as the reference (spec 1.2).
+    """VGG-16 with BN, QCFS and average pooling; dropout 0 as the reference.
 
     CIFAR (32x32): classifier 512-4096-4096-K; ImageNet (224x224): adaptive 7x7 average pool and
     25088-4096-4096-K. The exact classifier widths of the reference's CIFAR VGG-16 are [unverified].
@@ -88,7 +88,7 @@ class ResNet(nn.Module):
             raise ValueError(f"stem: expected 'cifar' or 'imagenet', got {stem!r}")
         if stem == "cifar":
             self.stem = nn.Sequential(*_conv_bn(in_channels, widths[0], L))
-        else:  # ImageNet stem, max pooling replaced by average pooling (spec 1.2)
+        else:  # ImageNet stem, max pooling replaced by average pooling (as everywhere in the method)
             self.stem = nn.Sequential(
                 nn.Sequential(
                     nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0])
@@ -119,10 +119,10 @@ def resnet34(num_classes: int = 1000, in_channels: int = 3, L: int = 8, stem: st
     """ResNet-34 ``[B, C, H, W] -> [B, K]``.
 
     ``stem='cifar'`` (default): 3x3 stride-1 conv, no pool, also on ImageNet. That is the QCFS/COS
-    reference's ``resnet34`` (spec 5.1.10; ``shared/notes/reference-checkpoints.md``: its checkpoints map
-    251/251 keys with identical outputs), so the paper's ImageNet ResNet-34 numbers come from this
+    reference's ``resnet34`` (its released checkpoints map 251/251 keys onto this network, with identical
+    outputs), so the paper's ImageNet ResNet-34 numbers come from this
     network; it is costly at 224x224 (stage 1 runs at full resolution). ``stem='imagenet'``: He et al.'s
-    standard 7x7/2 conv + 3x3/2 pool (average pool here, spec 1.2), 4x cheaper per stage but a different
+    standard 7x7/2 conv + 3x3/2 pool (average pool here), 4x cheaper per stage but a different
     network from the paper's row, and the authors' checkpoints do not load into it."""
     return ResNet([64, 128, 256, 512], [3, 4, 6, 3], num_classes, in_channels, L, stem)
 

@@ -3,7 +3,7 @@
 For every sample and neuron, the layer pre-simulates ``rho`` steps on its real input, reads the residual
 potential to find neurons with one spike too many (``v_rho < 0`` with at least one spike) or too few
 (``v_rho >= 1``), moves their initial potential down / up, resets and runs the ``T`` main steps on the
-same inputs (the first ``rho`` replayed). Spec: ``shared/methods/calib.md`` section 3.
+same inputs (the first ``rho`` replayed), as the authors' released code does.
 
 Reused from SpikingJelly: the neuron of the main run (``IFNode(v_threshold=1, v_reset=None)``, soft reset,
 fires at ``H >= 1``, built through ``sj_common.compat.if_node`` so both SpikingJelly lines work) and
@@ -20,7 +20,7 @@ Finding the moved neurons (``nonzero``) is a host sync on a GPU, so there (``pat
 ``path='sync_free'``) the shift and the replay run on masks over the whole window instead: ``T + rho``
 updates, no host sync, the same bits (issue 24).
 
-Fixes of the reference code (documented in the spec, section 5.1):
+Fixes of the authors' reference code:
 
 * the time dimension is explicit (``[T, B, ...]``), never guessed from the batch size;
 * ``T < rho`` is a clear error here (the pre-simulation needs ``rho`` real inputs); networks handle it by
@@ -54,7 +54,7 @@ _SATURATES = ("reference", "skip")
 #: on GPU; fastest on CPU). "sync_free": the shift and the replay run on masks over the whole window (no
 #: host sync; the choice on CUDA). "auto": "sync_free" on CUDA tensors, "gather" elsewhere. Same bits.
 PATHS = ("auto", "gather", "sync_free")
-#: reference constants (spec 4.1): firing-test margins and the "no spike / no silent step" sentinels
+#: the reference code's constants: firing-test margins and the "no spike / no silent step" sentinels
 _MARGIN_DOWN, _MARGIN_UP, _SENTINEL = 0.999, 1.001, 1000.0
 
 
@@ -225,7 +225,7 @@ def _shifted_v0(v0, lower, up, sat, s, h, shift, saturate, sync_free=False):
             moved = moved.addcmul_(up.index_select(0, idx).to(dt), d_up)
             v0 = v0.index_copy(0, idx, moved)
     if saturate == "reference":
-        # the reference's d_up with no silent step: 1.001 + 1000 -> pinned to full rate (spec 3.3)
+        # the reference's d_up with no silent step: 1.001 + 1000 -> fires at every step after the window
         v0 = v0.masked_fill(sat, 0.5 + _MARGIN_UP + _SENTINEL)
     return v0
 
@@ -266,7 +266,7 @@ def _calibrated_spikes(node, u_seq, rho, shift, saturate, iterations, want_info,
             v_rho = v_first
         n = s.sum(0)
         # residual as if the run had started from 1/2: equals v_rho in pass 1; in later passes it measures
-        # the offset still left after the shifts so far (spec 3.4: |psi| >= k on pass k).
+        # the offset still left after the shifts so far (pass k shifts the neurons with |psi| >= k).
         w = v_rho - (v0 - 0.5)
         lower = (w < 0) & (n > 0)
         up = w >= 1
@@ -342,7 +342,7 @@ def offset_spike_if(
         rho: pre-simulation steps; 0 gives the plain IF neuron with v_0 = theta/2 (uncalibrated QCFS SNN).
         shift: ``'reference'`` (shift by theta, or by the larger in-window distance H+ - 0.999 /
             1.001 - H- when theta would change nothing inside the window, as the reference code) or
-            ``'theta'`` (always exactly theta: changes the count by exactly one spike, spec 3.3).
+            ``'theta'`` (always exactly theta: changes the count by exactly one spike, over any horizon).
         saturate: ``'reference'`` pins neurons that fired at every pre-simulation step with v_rho >= 1
             to v_0 = theta * 1001.501 (full rate, as the reference); ``'skip'`` leaves them alone (their
             offset against the clipped target is 0).

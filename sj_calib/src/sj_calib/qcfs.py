@@ -21,7 +21,7 @@ __all__ = ["QCFS", "replace_relu_by_qcfs", "replace_maxpool_by_avgpool", "qcfs_l
 class QCFS(nn.Module):
     """QCFS activation ``h(z) = lam * clip(floor(z * L / lam + 1/2) / L, 0, 1)``, a drop-in ReLU.
 
-    Order of operations as the method spec (section 1.1): divide by ``lam``, multiply by ``L`` and add the
+    Order of operations as the reference code: divide by ``lam``, multiply by ``L`` and add the
     shift 1/2, floor (straight-through gradient), divide by ``L``, clamp to [0, 1], multiply by ``lam``.
     Autograd then gives dh/dz = 1 inside ``[-lam/(2L), lam(1 + 1/(2L)))`` and 0 outside, and
     dh/dlam = q - z/lam inside, 1 above, 0 below (q: the quantized value before the clamp).
@@ -29,10 +29,10 @@ class QCFS(nn.Module):
     Args:
         L: number of quantization levels (>= 1). After conversion it is the number of time steps at
             which the IF neuron reproduces this activation exactly (for constant input).
-        init_threshold: initial value of the learnable per-layer ceiling ``lam`` (spec: 8.0). Start it near
+        init_threshold: initial value of the learnable per-layer ceiling ``lam`` (the reference's 8.0). Start it near
             the scale of the pre-activations (about 2 after BatchNorm): ``lam`` learns slowly, and one left far
             above the activations makes the SNN's accuracy swing with T (see :func:`replace_relu_by_qcfs`).
-        shift: the shift phi (spec: 1/2; the conversion assumes 1/2, matching v_0 = theta/2).
+        shift: the shift phi (the method's 1/2; the conversion assumes 1/2, matching v_0 = theta/2).
 
     Shape: any ``[B, ...]`` (or ``[T, B, ...]``: the activation is element-wise); output has the same shape.
     """
@@ -51,7 +51,7 @@ class QCFS(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         lam = self.threshold
         q = quantize.floor(z / lam * self.L + self.shift) / self.L
-        # SpikingJelly's clamp passes the gradient on the closed interval [0, 1], as the spec requires;
+        # SpikingJelly's clamp passes the gradient on the closed interval [0, 1], as the reference's does;
         # torch.clamp (torch >= 2.1x) gives 0 at the bounds, which would freeze every neuron at q = 0.
         return quantize.clamp(q, 0.0, 1.0) * lam
 

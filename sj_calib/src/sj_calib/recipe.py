@@ -6,7 +6,8 @@ Config sections (the YAML files in ``sj_calib/configs``): ``data`` (:class:`Cali
 :func:`sj_calib.convert` and :func:`sj_calib.sweep.snn_sweep`, so its defaults are theirs) and ``train``
 (:class:`sj_common.engine.TrainConfig`). The config and the command line's ``--help`` need no torch: the
 method modules and torch are imported by the stages. Model selection uses a validation split carved (stratified,
-seeded) from the training set, never the test set (the reference selected on the test set, spec 5.1.8).
+seeded) from the training set, never the test set (the reference selected its epoch on the test set, which
+inflates the ANN numbers).
 
 Stages: ``train`` (the QCFS ANN through ``sj_common.engine.fit``), ``eval`` (the ANN on the test split),
 ``convert`` (the uncalibrated SNN at every ``calib.T``), ``calibrate`` (offset-spike calibrated) and
@@ -137,7 +138,7 @@ def _transforms(data: CalibData, train: bool):
         return T.Compose(tail)
     if data.augment == "imagenet":
         return T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), *tail])
-    # cifar10 / cifar100, spec 1.3; torchvision AutoAugment replaces the np.int-broken copy
+    # cifar10 / cifar100 as the reference trains; torchvision AutoAugment replaces its np.int-broken copy
     cut = data.cutout if data.cutout is not None else (16 if data.augment == "cifar10" else 8)
     return T.Compose(
         [

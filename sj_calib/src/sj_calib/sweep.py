@@ -1,9 +1,9 @@
 """Accuracy, firing rates, synaptic operations/energy and latency of ANN vs uncalibrated vs calibrated SNN.
 
 One simulation of ``max(max(Ts), rho)`` steps per batch serves every T: the readout is causal, so the
-prediction at T is the argmax of the cumulative output over the first T steps (spec 3.6).
+prediction at T is the argmax of the cumulative output over the first T steps (as the reference reads out).
 
-Accounting (spec 3.6, 5.1.12), always reported next to each other:
+Accounting (the rho pre-simulation steps count in every layer), always reported next to each other:
 
 * ``T``: main steps read out (the paper's "T", excludes rho);
 * ``per_layer_work = iterations * rho + T``: neuron updates per layer;

@@ -1,9 +1,12 @@
 """Everything that differs between the two SpikingJelly lines, in one place.
 
 * SpikingJelly 2.x (``pip install spikingjelly``): neurons have no ``backend`` argument and pick their
-  own kernels (torch on CPU, Triton/CUDA on GPU); ``op_counter`` exists; ``surrogate.Rect`` exists.
+  own kernels (torch on CPU, Triton/CUDA on GPU); ``op_counter`` exists; ``surrogate.Rect`` exists. The
+  fused kernels serve only SpikingJelly's own surrogate classes (not subclasses; not ``Rect``): any other
+  surrogate runs the Python reference loop, so plugins pass SpikingJelly's classes themselves.
 * SpikingJelly 0.0.0.0.14 (the CuPy line, ``pip install --no-deps spikingjelly==0.0.0.0.14``): neurons
-  take ``backend='torch'|'cupy'``; no ``op_counter``; no ``surrogate.Rect``.
+  take ``backend='torch'|'cupy'``; no ``op_counter``; no ``surrogate.Rect``; CuPy needs the surrogate's
+  CUDA code, which not every surrogate has (:func:`has_cuda_code`).
 
 Plugins build neurons through :func:`if_node` / :func:`lif_node` (or call :func:`set_fastest_backend` on a
 finished network) and never touch ``backend`` themselves, and get the rectangle surrogate through
@@ -23,6 +26,7 @@ __all__ = [
     "SPIKINGJELLY_VERSION",
     "LEGACY",
     "has_cupy",
+    "has_cuda_code",
     "fastest_backend",
     "if_node",
     "lif_node",
@@ -65,10 +69,36 @@ def fastest_backend(device: torch.device | str | None = None) -> str | None:
     return "torch"
 
 
+def has_cuda_code(surrogate_function: torch.nn.Module | None) -> bool:
+    """Whether SpikingJelly 0.0.0.0.14 can generate the CuPy kernel code of this surrogate.
+
+    That line's CuPy neurons (IF, LIF, PLIF, ...) ask the surrogate for its CUDA source
+    (``cuda_codes`` / ``cuda_code``); some of its own classes (``PiecewiseQuadratic``, hence
+    ``sj_transfer``'s QGateGrad) and every surrogate of ours (:class:`RectGrad`) have none and would fail
+    at the first training step. ``None`` (the neuron's default surrogate, ``Sigmoid``) has code."""
+    if surrogate_function is None:
+        return True
+    try:
+        surrogate_function.cuda_codes(y="y", x="x", dtype="float")
+        surrogate_function.cuda_code(x="x", y="y", dtype="fp32")
+    except (NotImplementedError, AttributeError):
+        return False
+    return True
+
+
 def _node(cls, backend: str | None, **kwargs):
     kwargs.setdefault("step_mode", "m")
     if LEGACY:
-        kwargs["backend"] = backend or fastest_backend()
+        chosen = backend or fastest_backend()
+        if chosen == "cupy" and not has_cuda_code(kwargs.get("surrogate_function")):
+            if backend == "cupy":
+                raise ValueError(
+                    f"backend='cupy': expected a surrogate_function with CuPy code (SpikingJelly 0.0.0.0.14), "
+                    f"got {type(kwargs['surrogate_function']).__name__}, which has none; pass backend=None "
+                    "(the torch backend) or a surrogate such as ATan or Sigmoid"
+                )
+            chosen = "torch"  # the automatic choice: the fastest backend this surrogate can run on
+        kwargs["backend"] = chosen
     elif backend not in (None, "auto", "torch"):
         raise ValueError(
             f"backend={backend!r} is only available on SpikingJelly 0.0.0.0.14; "
@@ -94,7 +124,8 @@ def lif_node(backend: str | None = None, **kwargs) -> neuron.LIFNode:
 def set_fastest_backend(net: torch.nn.Module, device: torch.device | str | None = None) -> torch.nn.Module:
     """Move every neuron of ``net`` that supports it to the fastest backend (no-op on SpikingJelly 2.x).
 
-    Call it after ``net.to(device)``; returns ``net``.
+    Call it after ``net.to(device)``; returns ``net``. Neurons whose surrogate has no CuPy code
+    (:func:`has_cuda_code`) keep their backend.
     """
     backend = fastest_backend(device)
     if backend is None:
@@ -103,6 +134,8 @@ def set_fastest_backend(net: torch.nn.Module, device: torch.device | str | None 
         if hasattr(m, "backend") and backend in getattr(m, "supported_backends", ()):
             if backend == "cupy" and getattr(m, "step_mode", "m") != "m":
                 continue  # cupy kernels are multi-step only
+            if backend == "cupy" and not has_cuda_code(getattr(m, "surrogate_function", None)):
+                continue  # no CuPy code for its surrogate: the torch backend is the fastest it has
             m.backend = backend
     return net
 
@@ -151,7 +184,7 @@ class RectGrad(torch.nn.Module):
 
     Why here: SpikingJelly 0.0.0.0.14 lacks ``Rect`` (and its ``PiecewiseLeakyReLU`` does not match it), so
     :func:`rect_surrogate` falls back to this on that line. Input ``x = v - v_threshold`` of any shape;
-    spikes of the same shape. Torch backend only (no CuPy code generation).
+    spikes of the same shape. Torch backend only (no CuPy code generation: :func:`has_cuda_code` is False).
     """
 
     def __init__(self, alpha: float = 1.0, spiking: bool = True):

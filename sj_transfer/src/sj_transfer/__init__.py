@@ -2,7 +2,7 @@
 
 Pieces usable around any SpikingJelly model: :func:`linear_cka`, :class:`DomainTransferLoss`,
 :class:`SlidingReplacement` (with :class:`PowerSchedule` / :class:`StepSchedule`), :func:`tet_loss`,
-:class:`QGateGrad`. The paper's networks (:class:`TransferVGGSNN`; the reference's N-Omniglot :class:`TransferSCNN` and CEP-DVS
+:func:`QGateGrad`. The paper's networks (:class:`TransferVGGSNN`; the reference's N-Omniglot :class:`TransferSCNN` and CEP-DVS
 :class:`TransferResNet18`), the engine wrapper (:class:`TransferModel`,
 :func:`transfer_step`), config-driven runs (:mod:`sj_transfer.recipe`) and the CLI (:mod:`sj_transfer.cli`).
 """

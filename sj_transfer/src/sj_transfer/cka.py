@@ -1,7 +1,7 @@
 """Linear centred kernel alignment (CKA), Kornblith et al. 2019, biased HSIC estimator.
 
-Written here because neither SpikingJelly nor torch ships a differentiable CKA. Fixes of the reference
-(transfer.md section 7 / appendix 6.7, 6.8):
+Written here because neither SpikingJelly nor torch ships a differentiable CKA. Fixes of the authors'
+reference code:
 
 * features are flattened with the *actual* batch size (``flatten``), so a last partial batch works;
 * the centred Gram matrices are not checked for symmetry (that check raised under TF32 and synced the GPU);

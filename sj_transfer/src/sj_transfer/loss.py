@@ -1,4 +1,4 @@
-"""DomainTransferLoss: the whole training loss of static-to-event transfer (transfer.md section 3).
+"""DomainTransferLoss: the whole training loss of static-to-event transfer (He et al., AAAI 2024).
 
 ``L = L_s + L_e + alpha * L_domain`` with
 
@@ -10,7 +10,8 @@
 Works with any SpikingJelly model: it only needs both branches' ``[T, B, K]`` logits and ``[T, B, ...]``
 features (flattened per step with the actual batch size). With one classifier head shared by both domains
 (the reference's N-Omniglot model; ``TransferVGGSNN(shared_head=True)``) pass that head's logits of each
-branch: the static CE then trains the head that is tested; nothing else changes. Fixes and choices (see the spec's pitfalls):
+branch: the static CE then trains the head that is tested; nothing else changes. Fixes of the reference
+and choices:
 CKA in float32 and NaN-free on constant features (:mod:`sj_transfer.cka`); the static CE is never
 weighted (as in the method); ``domain_loss=False`` reproduces the reference's ``--no-sliding-training``
 ablation, which silently dropped the domain term there and is an explicit switch here.
@@ -42,7 +43,8 @@ class TransferLossOutput:
     weights: torch.Tensor  # [T] w_t, detached
 
     def logs(self) -> dict[str, float]:
-        """Scalars for logging: the loss terms, mean CKA and each step's ``w_t`` (spec pitfall 9)."""
+        """Scalars for logging: the loss terms, mean CKA and each step's ``w_t`` (the learnable ``w_t`` trade
+        alignment against the event CE with no constraint, so they are worth watching)."""
         out = {
             "loss_static": float(self.static_loss),
             "loss_event": float(self.event_loss),

@@ -1,13 +1,13 @@
-"""The paper's VGG-SNN with shared features and two heads (transfer.md section 2), from SpikingJelly parts.
+"""The paper's VGG-SNN with shared features and two heads (``Transfer_VGG_SNN``), from SpikingJelly parts.
 
 ``features``: [conv3x3 - BN - LIF] blocks and 2x2 average pools, all multi-step (``[T, B, C, H, W]``):
 ``SeqToANNContainer(Conv2d, BatchNorm2d)`` + ``sj_common.compat.lif_node`` (tau 2, input decay, threshold
 0.5, hard reset to 0 detached, QGateGrad). Two linear heads (static, event) on the flattened last
 feature map, applied per step. The CKA feature is the **membrane potential after reset** of the last
 spiking layer (before the final pool), recorded with SpikingJelly's ``store_v_seq``: it carries more
-information than the binary spikes (spec pitfall 1).
+information than the binary spikes (as in the reference).
 
-BatchNorm (spec appendix 6.10): by default it normalises over ``T * B`` (SpikingJelly's
+BatchNorm: by default it normalises over ``T * B`` (SpikingJelly's
 ``SeqToANNContainer``); ``bn_per_step=True`` is the reference's: each time step is normalised with its own
 batch statistics over ``B`` (SpikingJelly's ``MultiStepContainer``, one BN module called ``T`` times, so the
 running statistics are updated ``T`` times per pass). Either way the two branches run as separate passes
@@ -45,7 +45,7 @@ class TransferVGGSNN(nn.Module):
         image_size: input height = width (48 in the paper).
         cfg: conv widths and ``"P"`` (2x2 average pool), in order (:data:`PAPER_CFG` by default).
         tau, v_threshold: LIF parameters (2.0, 0.5).
-        surrogate_function: spike surrogate (default :class:`~sj_transfer.surrogate.QGateGrad`, alpha 2).
+        surrogate_function: spike surrogate (default :func:`~sj_transfer.surrogate.QGateGrad`: SpikingJelly's ``PiecewiseQuadratic``, alpha 2).
         static_head: build the static head (False for the event-only baseline).
         shared_head: one head for both domains: ``head="static"`` uses the event head (no static head is
             built; ``static_head`` is then ignored). Default False (two heads, the VGG-SNN reference).

@@ -15,7 +15,7 @@ Data: ``data.event == "mnist5k"`` is the embedded default (MNIST-5k digits and t
 static sets come from ``--data-root`` through ``sj_common.data.event_dataset`` / ``static_dataset``
 (``data_root/<event>`` and ``data_root/<static>`` folders, or one root for both), with a seeded per-class
 validation split carved from the event training set (the reference picked the best epoch on the test set,
-spec appendix 6.11; we never do).
+which is optimistic; we never do).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class TransferData:
     ``size``; ``train_ratio``: fraction of event training samples per class (stratified, seeded by
     ``subset_seed``, or by ``train.seed`` when it is null); ``static_ratio``: the same for the static set;
     ``val_fraction``: event training samples held out for model selection (real data sets; mnist5k has its
-    own val split); ``crop_padding``: the event random crop's padding (null: ``size // 12``, the spec's);
+    own val split); ``crop_padding``: the event random crop's padding (null: ``size // 12``, the reference's);
     ``num_classes``: checked against the data when given; ``cache_dir``: folder of the emulated-frame cache
     of ``mnist5k`` (null: ``<system temp>/sj_cache``).
 
@@ -345,7 +345,7 @@ class TransferRecipe(Recipe):
             # Omniglot characters picked and ordered by the event set's names: pairs by name, not by index
             by_name = {"classes": full.classes} if d.static.lower() == "omniglot" else {}
             static_train = D.static_dataset(d.static, static_root, "train", **by_name)
-            static_size = d.size  # the spec resizes static images to the event frame size (48)
+            static_size = d.size  # the reference resizes static images to the event frame size (48)
         num_classes = len(event_train.classes)
         if d.num_classes not in (None, num_classes):
             raise UsageError(

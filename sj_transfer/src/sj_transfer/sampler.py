@@ -1,4 +1,4 @@
-"""Sliding training (transfer.md section 5): replace the static branch's input by the event input.
+"""Sliding training (the method's sliding replacement): replace the static branch's input by the event input.
 
 At global iteration ``i`` of ``N`` (counted from 0 over the whole run) every sample ``b`` of the batch
 independently has its static input replaced, with probability ``P(i)``, by its **own** event input (the

@@ -1,13 +1,17 @@
-"""Surrogate gradients of the method, as SpikingJelly surrogate functions.
+"""Surrogate gradients of the method, as SpikingJelly's own surrogate functions.
 
-* :class:`QGateGrad` (VGG-SNN, N-Caltech101, CIFAR10-DVS): forward Heaviside, backward
+* :func:`QGateGrad` (VGG-SNN, N-Caltech101, CIFAR10-DVS): forward Heaviside, backward
   ``alpha - alpha^2 |x|`` on ``|x| <= 1/alpha`` (a triangle), ``alpha = 2``. That is exactly SpikingJelly's
-  ``surrogate.PiecewiseQuadratic(alpha=2)``, so QGateGrad *is* that class (a subclass that only changes the
-  default alpha and the name); tests prove the gradients equal on a grid. Being a PiecewiseQuadratic, it
-  inherits that class's CUDA code generation (used by 0.0.0.0.14's CuPy neurons).
+  ``surrogate.PiecewiseQuadratic(alpha=2)``, and :func:`QGateGrad` returns that class itself (a factory,
+  not a subclass). Why: SpikingJelly 2.x runs a neuron on its fused kernels (torch on CPU, Triton/CUDA on
+  GPU) only when the surrogate's class is one of its own (``spikingjelly._ops.surrogate._surrogate_spec``
+  checks the class's module and name); any subclass, even one that changes nothing, sends every LIF
+  neuron to the step-by-step Python reference loop (same numbers, many times slower). On 0.0.0.0.14 the
+  same object carries that line's CuPy code generation.
 * :func:`back_ei_gate_grad` (N-Omniglot): a rectangle of height 1 on ``|x| < 0.5``: SpikingJelly 2.x's
   ``surrogate.Rect(alpha=1)``; 0.0.0.0.14 has no ``Rect``, so ``sj_common.compat.rect_surrogate`` falls
-  back to an equivalent (:class:`~sj_common.compat.RectGrad`, re-exported here).
+  back to an equivalent (:class:`~sj_common.compat.RectGrad`, re-exported here). SpikingJelly 2.x has no
+  fused kernel for ``Rect``: neurons using it run the reference loop (SpikingJelly's limitation).
 """
 
 from __future__ import annotations
@@ -19,14 +23,13 @@ from spikingjelly.activation_based import surrogate
 __all__ = ["QGateGrad", "back_ei_gate_grad", "RectGrad"]
 
 
-class QGateGrad(surrogate.PiecewiseQuadratic):
-    """The paper's QGateGrad: ``surrogate.PiecewiseQuadratic`` with ``alpha = 2`` by default.
+def QGateGrad(alpha: float = 2.0, spiking: bool = True) -> surrogate.PiecewiseQuadratic:
+    """The paper's QGateGrad: ``surrogate.PiecewiseQuadratic(alpha, spiking)``, ``alpha = 2`` by default.
 
-    Input ``x = v - v_threshold`` of any shape; output spikes of the same shape.
+    A factory that returns SpikingJelly's own class (see the module docstring for why not a subclass).
+    The module's input is ``x = v - v_threshold`` of any shape; its output spikes have the same shape.
     """
-
-    def __init__(self, alpha: float = 2.0, spiking: bool = True):
-        super().__init__(alpha=alpha, spiking=spiking)
+    return surrogate.PiecewiseQuadratic(alpha=alpha, spiking=spiking)
 
 
 def back_ei_gate_grad(alpha: float = 1.0) -> torch.nn.Module:

@@ -1,4 +1,4 @@
-"""TET loss (Deng et al. 2022) with optional per-time-step weights, as transfer.md section 3 uses it.
+"""TET loss (Deng et al. 2022) with optional per-time-step weights, as the transfer loss uses it.
 
 The one implementation lives in :mod:`sj_common.engine.steps` (the engine's ``loss="tet"`` uses it
 too); this module re-exports it under the names sj_transfer has always offered.

@@ -4,7 +4,7 @@
 static and event heads) and the :class:`~sj_transfer.loss.DomainTransferLoss` with its learnable
 per-step coefficients, so the optimizer, checkpoints and DDP see every parameter. Its ``forward`` runs
 the static pass and the event pass one after the other with ``functional.reset_net`` before each
-(state never leaks between branches, spec pitfall 2) and returns the loss, so DDP sees the whole graph.
+(state never leaks between branches) and returns the loss, so DDP sees the whole graph.
 
 Any network works that has ``forward_features(x [T, B, ...], head: "static" | "event") ->
 (logits [T, B, K], features [T, B, ...])`` (as :class:`~sj_transfer.models.TransferVGGSNN`).
@@ -13,7 +13,7 @@ Any network works that has ``forward_features(x [T, B, ...], head: "static" | "e
 [B, T, ...], y)`` (from ``sj_common.data.PairedStaticEvent``) go through the event augmentation, the
 sliding replacement (``ctx.step`` of ``ctx.total_steps``) and the two-branch forward; ``(event, y)``
 batches train the event-only baseline or are evaluated with the event head only (the reference also
-ran the static branch at evaluation and threw it away, spec pitfall 18: skipped here).
+ran the static branch at evaluation and threw it away, doubling its cost: skipped here).
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ class TransferModel(nn.Module):
             network with ``static_head=False`` and the loss with ``regularization="none"`` for DDP).
         event_bn_stats: keep BatchNorm *running* statistics from the event pass only (the static pass
             still normalises with its own batch statistics in training, but leaves the running
-            estimates untouched). Why: only the event head is evaluated, with running statistics; in
-            the reference they are an average over both passes (spec appendix 6.10), i.e. partly
+            estimates and the batch count ``num_batches_tracked`` untouched). Why: only the event head is evaluated, with running statistics; in
+            the reference they are an average over both passes, i.e. partly
             static-image statistics, which mis-normalise event inputs at test time. Training itself is
             unchanged. Default ``False`` (the reference's behaviour).
 
@@ -111,23 +111,31 @@ class TransferModel(nn.Module):
 
 @contextmanager
 def _frozen_bn_running_stats(net: nn.Module, active: bool):
-    """Within the block, BatchNorm layers normalise with batch statistics but do not update their running
-    estimates (momentum 0: ``running = running * 1 + batch * 0``)."""
-    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] if active else []
-    saved = [m.momentum for m in bns]
+    """Within the block, BatchNorm layers normalise with batch statistics (training) and touch no buffer:
+    ``running_mean``, ``running_var`` and ``num_batches_tracked`` stay as they were.
+
+    How: ``track_running_stats`` is off for the block, so BatchNorm neither updates nor counts (torch's
+    own switch; SyncBatchNorm and SpikingJelly's BatchNorm follow it). Why not momentum 0: BatchNorm then
+    still counts the batch in ``num_batches_tracked``, which a checkpoint keeps and which sets the
+    averaging factor of a ``momentum=None`` (cumulative average) layer. Why not restoring the buffers
+    afterwards: they are saved for the backward pass, and an in-place restore breaks it."""
+    bns = [
+        m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    bns = bns if active else []
     try:
         for m in bns:
-            m.momentum = 0.0
+            m.track_running_stats = False
         yield
     finally:
-        for m, mom in zip(bns, saved):
-            m.momentum = mom
+        for m in bns:
+            m.track_running_stats = True
 
 
 class RandomCropFrames:
     """Random crop with zero padding, one offset per sample shared by all its frames and channels.
 
-    The spec's event augmentation (``RandomCrop(48, padding=48 // 12)``), done on the batch (on the
+    The reference's event augmentation (``RandomCrop(48, padding=48 // 12)``), done on the batch (on the
     device) because torchvision's transform draws one offset per call. ``x [T, B, C, H, W]`` ->
     same shape.
     """

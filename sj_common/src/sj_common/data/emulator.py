@@ -102,7 +102,7 @@ class SaccadeEmulator:
 
     ``SaccadeEmulator()(image, seed=0)`` returns a structured array with :data:`EVENT_DTYPE`, sorted by
     ``t``; ``.batch(images, seeds)`` does many images at once (same results as one by one). The defaults
-    make emulated MNIST digits resemble the real N-MNIST recording in ``shared/fixtures/events`` (about
+    make emulated MNIST digits resemble a real N-MNIST recording (about
     4,000 events over ~300 ms, balanced ON/OFF, one event-rate peak per saccade).
 
     Args:

@@ -121,7 +121,7 @@ _NCALTECH_LAYOUT = """  root/NCALTECH101/Caltech101/<class>/image_0001.bin  (ton
 class NCaltech101(_EventFolder):
     """N-Caltech101 (Orchard et al. 2015): 8,709 recordings, 101 classes, no official split.
 
-    Split (transfer.md section 3): per class ``round(train_fraction * n_c)`` train, the rest test; with the
+    Split (the transfer reference's): per class ``round(train_fraction * n_c)`` train, the rest test; with the
     full data set and 0.9 that is 7,839 / 870. ``seed`` (default 0) shuffles each class first; ``seed=None``
     takes the first files in sorted order (the reference's positional split, made file-system independent:
     the reference listed files unsorted). Classes are the sorted folder names (class 0 BACKGROUND_Google).
@@ -222,7 +222,7 @@ def _read_cifar10dvs_aedat4(path: Path) -> np.ndarray:
     x = raw["x"].astype(np.int64)
     y = raw["y"].astype(np.int64)
     p = raw["on"].astype(np.int64) if "on" in raw.dtype.names else raw["p"].astype(np.int64)
-    # same remap as the original files (transfer.md section 3 applies it to tonic's CIFAR10DVS output)
+    # same remap as the original files (the transfer reference applies it to tonic's CIFAR10DVS output)
     return as_events(127 - y, 127 - x, raw["t"].astype(np.int64), 1 - p)
 
 

@@ -131,7 +131,7 @@ class ToFrames:
     :func:`events_to_frames`, plus:
 
     * ``size``: ``(H, W)`` or an int; frames are resized bilinearly with ``align_corners=True`` (the
-      transfer reference, transfer.md section 3). Needed when ``sensor_size`` is None.
+      transfer reference's framing). Needed when ``sensor_size`` is None.
     * ``resize``: ``"bilinear"`` (default, above) or ``"sum"``: events are binned straight into the
       ``size`` grid (pixel ``x * W_out // W``, ``y * H_out // H``), so every event is still counted once.
       Why: a large reduction (N-Omniglot's 250 -> 28) point-samples with bilinear ``align_corners=True``

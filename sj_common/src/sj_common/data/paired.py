@@ -1,17 +1,19 @@
-"""Class-matched static/event pairs for static-to-event transfer (transfer.md sections 1.4, 1.5, 3).
+"""Class-matched static/event pairs for static-to-event transfer (He et al., AAAI 2024).
 
 * :func:`encode_static`: a static image -> the event network's input ``[T, 2, H, W]``: optional bilinear
   resize, then the HSV ``V`` channel (``max(R, G, B)`` in [0, 1]; a grayscale image is its own V), copied to
   both polarity channels and all ``T`` steps (a constant current, not Poisson). No normalisation, no
-  augmentation, no rescaling against event counts (the method's choice, transfer.md 1.4 and pitfall 12).
+  augmentation, no rescaling against event counts (the method's choice, kept for fidelity: static
+  values in [0, 1] against raw event counts).
 * :class:`PairedStaticEvent`: every event sample of class ``c`` comes with a random static image of class
   ``c``, drawn afresh every epoch (the two data sets are not instance-aligned), after keeping a
   stratified, seeded ``train_ratio`` of the event samples.
 
-Fixes against the reference (transfer.md section 6): static partners are drawn from per-class pools built from
-``static_set.targets`` (never by label value, never by class offsets of another data set: pitfalls 1, 3, 5),
-and each draw is a function of ``(seed, epoch, index)`` rather than of a running generator, so DataLoader
-workers and DDP ranks never repeat each other's partners and a resumed run draws what it drew before.
+Fixes against the reference: static partners are drawn from per-class pools built from ``static_set.targets``
+(never by label value, as its CIFAR10-DVS pairing did, never by class offsets of another data set, which
+shifted its N-Caltech101 pairs by 32 images from class 1 on), and each draw is a function of
+``(seed, epoch, index)`` rather than of a running generator, so DataLoader workers and DDP ranks never repeat
+each other's partners and a resumed run draws what it drew before.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def _as_float_image(image) -> torch.Tensor:
 
 
 def encode_static(image, T: int, *, size=None, use_hsv: bool = True) -> torch.Tensor:
-    """Static image -> event-shaped input, as transfer.md 1.4 specifies.
+    """Static image -> event-shaped input, as the method encodes it.
 
     Args:
         image: ``[C, H, W]`` or a batch ``[B, C, H, W]``, float in [0, 1] (uint8 and PIL are converted);
@@ -86,7 +88,7 @@ def _num_classes(ds) -> int:
 
 
 class PairedStaticEvent(Dataset):
-    """Event samples, each with a random static image of the same class (transfer.md 1.5).
+    """Event samples, each with a random static image of the same class.
 
     Args:
         static_set: data set of ``(image [C, H, W], label)`` with ``.targets`` (and ``.classes``).

@@ -12,13 +12,14 @@ What differs from the plain torchvision classes, and why:
   test-sized batches load too.
 - Caltech101: torchvision has no split, drops BACKGROUND_Google and returns some images as grayscale. Here
   images are RGB, ``classes=`` picks and orders the category folders by name (e.g. N-Caltech101's 101
-  names, BACKGROUND_Google in, Faces out: the name-aligned static pool transfer.md section 6.3 asks for),
+  names, BACKGROUND_Google in, Faces out: a static pool aligned by class name, where the transfer
+  reference's class offsets shifted the pairs),
   and the split is the same seeded per-class 9:1 split as N-Caltech101.
 - Omniglot: torchvision insists on the downloaded zip files and sorts characters only within an alphabet
   listing; here the unpacked folders are enough, everything is sorted, background and evaluation can be
   joined (1,623 classes, evaluation labels offset by 964, as N-Omniglot), and the split is by drawer:
   the first 15 drawings of each character (sorted file names ``<id>_01.png`` ... ``_20.png``) train, the
-  last 5 test (transfer.md section 3).
+  last 5 test (the transfer reference's drawer split).
 - ImageNet: ``torchvision.datasets.ImageNet`` needs the devkit archives; here plain ``train/`` and ``val/``
   class folders (``ImageFolder``), with a check that both hold the same classes.
 """

@@ -8,7 +8,8 @@ Modules, each with one job: :mod:`.config` (TrainConfig, StepContext, StepOutput
 (classification_step and the one TET loss), :mod:`.loop` (fit's epoch loop, evaluate),
 :mod:`.checkpoint` (safe reads, atomic writes, RNG states, the Checkpointer and the resume policy),
 :mod:`.meter` (device-side running sums), :mod:`.report` (progress, TensorBoard, results.json, versions,
-text table), :mod:`.distributed` (torchrun, seeded sharding sampler), :mod:`.util` (unwrap, to_device).
+text table), :mod:`.distributed` (torchrun, seeded sharding sampler), :mod:`.sync_bn` (SyncBatchNorm with
+SpikingJelly's step modes, ``TrainConfig.sync_bn``), :mod:`.util` (unwrap, to_device).
 
 Names are imported on first use (module ``__getattr__``, PEP 562): ``from sj_common.engine import
 TrainConfig`` loads only the torch-free :mod:`.config`, so a command line's ``--help`` needs no torch.
@@ -45,6 +46,8 @@ _LAZY = {
     "print_table": "report",
     "classification_step": "steps",
     "tet_loss": "steps",
+    "SpikingSyncBatchNorm": "sync_bn",
+    "convert_sync_batchnorm": "sync_bn",
     "to_device": "util",
     "unwrap": "util",
 }
@@ -63,6 +66,7 @@ if TYPE_CHECKING:
     from .loop import LOG_EVERY_STEPS, evaluate, fit, preserved_global_state
     from .report import format_table, package_versions, print_table
     from .steps import classification_step, tet_loss
+    from .sync_bn import SpikingSyncBatchNorm, convert_sync_batchnorm
     from .util import to_device, unwrap
 
 
@@ -96,4 +100,6 @@ __all__ = [
     "package_versions",
     "format_table",
     "print_table",
+    "SpikingSyncBatchNorm",
+    "convert_sync_batchnorm",
 ]

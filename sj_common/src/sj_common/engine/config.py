@@ -64,6 +64,9 @@ class TrainConfig:
     # None: lr as given; an int N: the optimizer's lr is lr * (batch_size * world_size) / N (timm's
     # "lr scaled by batch / 1024" with N = 1024)
     lr_reference_batch: int | None = None
+    # BatchNorm statistics over the global batch under torchrun (SyncBatchNorm, SpikingJelly's step modes
+    # kept; GPU runs only); a single process leaves BatchNorm as it is (a warning says so)
+    sync_bn: bool = False
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> ValueError:
@@ -101,6 +104,8 @@ class TrainConfig:
             not isinstance(self.lr_reference_batch, int) or self.lr_reference_batch < 1
         ):
             raise bad("lr_reference_batch", "None or an integer >= 1")
+        if not isinstance(self.sync_bn, bool):
+            raise bad("sync_bn", "true or false")
         if self.amp_dtype not in ("float16", "bfloat16"):
             raise bad("amp_dtype", "'float16' or 'bfloat16'")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):

@@ -39,6 +39,7 @@ from .config import LossHook, StepContext, StepFn, StepOutput, TrainConfig
 from .meter import Meter
 from .report import RunReport, package_versions
 from .steps import classification_step
+from .sync_bn import apply_sync_bn
 from .util import autocast, check_dataset, make_loader, to_device, unwrap
 
 #: Steps between the training loop's host reads (progress postfix, TensorBoard loss, NaN check).
@@ -238,7 +239,7 @@ class _Trainer:
             torch.backends.cudnn.benchmark = False
         self.use_amp = cfg.amp and self.device.type == "cuda"
 
-        self.net = unwrap(model).to(self.device)
+        self.net = apply_sync_bn(unwrap(model).to(self.device), cfg.sync_bn, distributed, self.device)
         set_fastest_backend(self.net, self.device)
         self.params = [p for p in self.net.parameters() if p.requires_grad]
         if not self.params:
