@@ -10,7 +10,8 @@ Registered with :func:`sj_common.reference.register_source` when this module is 
   :class:`sj_bkd.spikingformer.SpikingformerCML` (Conv1d -> 1x1 Conv2d, conv biases folded, the unused
   LayerNorms ``norm1``/``norm2`` dropped).
 
-Facts: ``shared/notes/reference-checkpoints.md``; key lists: ``shared/reference-keys``.
+The key names are those of the authors' released files (the tests check every mapping against their key
+lists when the project's reference key lists are beside the repository).
 """
 
 from __future__ import annotations

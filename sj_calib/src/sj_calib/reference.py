@@ -7,7 +7,8 @@ Registered with :func:`sj_common.reference.register_source` when this module is 
 The files are ``torch.save(model.state_dict())`` (ImageNet multi-GPU files carry ``module.``, stripped by
 sj_common). VGG-16 maps by layer order onto our flat ``nn.Sequential`` (``up`` -> ``threshold``, conv biases
 folded into the following BN's running mean); ResNet-20/34 is a 1:1 rename onto ``stem``/``layers``/``fc``.
-Facts: ``shared/notes/reference-checkpoints.md``; key lists: ``shared/reference-keys``.
+The key names are those of the authors' released files (the tests check every mapping against their key
+lists when the project's reference key lists are beside the repository).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ an import. Converters of further Transfer-for-DVS networks belong here too (one 
 ``Transfer_VGG_SNN`` (timm ``CheckpointSaver``) -> :class:`sj_transfer.train.TransferModel` (``net.`` +
 ``loss.``) or a bare :class:`sj_transfer.models.TransferVGGSNN`: the per-step ``coefficient.{t}`` are
 concatenated into ``loss.coefficients``; the stored LIF ``threshold`` and surrogate ``alpha`` are checked
-against our neurons. Facts: ``shared/notes/reference-checkpoints.md``; key lists: ``shared/reference-keys``.
+against our neurons. The key names are those of the authors' released files (the tests check the mapping
+against their key lists when the project's reference key lists are beside the repository).
 """
 
 from __future__ import annotations

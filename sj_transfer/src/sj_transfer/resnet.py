@@ -1,4 +1,4 @@
-"""The reference's CEP-DVS network (``Transfer_ResNet18``), from SpikingJelly parts (spec appendix 1.3).
+"""The reference's CEP-DVS network (``Transfer_ResNet18``), from SpikingJelly parts.
 
 A pre-activation ResNet-18 on ``2 x 48 x 48`` frames, all multi-step (``[T, B, C, H, W]``)::
 

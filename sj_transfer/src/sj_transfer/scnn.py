@@ -1,4 +1,4 @@
-"""The reference's N-Omniglot network (``Transfer_SCNN``), from SpikingJelly parts (spec appendix 1.3).
+"""The reference's N-Omniglot network (``Transfer_SCNN``), from SpikingJelly parts.
 
 Input ``2 x 28 x 28`` frames, no BatchNorm::
 

@@ -1,6 +1,5 @@
 """CEP-DVS (the transfer paper's CEP-DVS rows): 10,000 event recordings of CIFAR-100 images in the 20
-superclasses, with the 10,000 static images, read from a local root (never downloaded). Format facts:
-``shared/notes/event-formats.md`` section 2. No maintained library reads it (the reference used its
+superclasses, with the 10,000 static images, read from a local root (never downloaded); the layout and fields are below. No maintained library reads it (the reference used its
 authors' private tonic fork), so this module lists the files and reads the ``.mat`` files with
 ``scipy.io.loadmat``.
 

@@ -1,5 +1,5 @@
-"""N-way k-shot episodes over any labelled data set (N-Omniglot's few-shot mode, ``shared/notes/
-event-formats.md`` section 1: background classes to train, evaluation classes to test, in episodes).
+"""N-way k-shot episodes over any labelled data set (N-Omniglot's few-shot mode:
+background classes to train, evaluation classes to test, in episodes).
 
 :class:`FewShotEpisodes` is a torch batch sampler: each batch is one episode, the indices of ``n_way``
 classes drawn without replacement, and for each of them ``k_shot`` support then ``k_query`` query samples

@@ -1,6 +1,5 @@
 """The original IBM DVS128 Gesture release: ``DvsGesture/userNN_<lighting>.aedat`` (AEDAT 3.1) with
-``userNN_<lighting>_labels.csv`` and the ``trials_to_train.txt`` / ``trials_to_test.txt`` lists. Format facts:
-``shared/notes/event-formats.md`` section 3.
+``userNN_<lighting>_labels.csv`` and the ``trials_to_train.txt`` / ``trials_to_test.txt`` lists (the layout is below).
 
 Decoding is SpikingJelly's own: ``spikingjelly.datasets.utils.load_aedat_v3`` (header lines up to
 ``#!END-HEADER``, 28-byte packet headers, polarity packets (type 1) of 8-byte events; other packet types,

@@ -1,5 +1,5 @@
 """N-Omniglot (Li et al., Scientific Data 2022): Omniglot's 1,623 characters drawn on a DAVIS346, read from a
-local root (never downloaded). Format facts: ``shared/notes/event-formats.md`` section 1.
+local root (never downloaded); the layout and format are below.
 
 Layout::
 
