@@ -44,7 +44,9 @@ def readme_blocks() -> list[str]:
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_readme_snippet_is_the_example_core(name):
-    assert core(name) in readme_blocks(), f"no ```python block of README.md or docs/ equals the core of {name}"
+    assert core(name) in readme_blocks(), (
+        f"no ```python block of README.md or docs/ equals the core of {name}"
+    )
 
 
 def _run(name: str, *args: str) -> str:

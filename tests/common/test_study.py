@@ -50,6 +50,7 @@ def test_criterion_is_strict_at_both_bounds(gains, met):
     assert Criterion("x", 1.0, 2.0).met(paired_stats(gains), 3) is False  # a registered pair is missing
 
 
+@pytest.mark.slow  # spawns worker processes / builds every network: over a second
 def test_runner_pairs_resumes_and_judges(tmp_path):
     study = _study()
     assert study.runs()[:4] == [(0.0, 1, "base"), (0.0, 1, "new"), (0.5, 1, "base"), (0.5, 1, "new")]
@@ -78,6 +79,7 @@ def test_runner_pairs_resumes_and_judges(tmp_path):
     assert "Verdict: **met**" in md and (tmp_path / "t.md").read_text() == md
 
 
+@pytest.mark.slow  # spawns worker processes / builds every network: over a second
 def test_criterion_must_hold_at_every_level(tmp_path):
     study = _study(criterion=Criterion("new", min_gain=2.0, min_se=2.0))  # mean 2 == 2: not above
     s = summarize(study, run_study(study, tmp_path, jobs=1, log=lambda s: None))

@@ -102,6 +102,7 @@ def test_no_weight_decay_on_1d_and_lr_scaled_by_batch():
         TrainConfig(out="x", lr_reference_batch=0)
 
 
+@pytest.mark.slow  # spawns worker processes / builds every network: over a second
 def test_class_balanced_sampling_is_a_sampler_that_allows_workers(frame_cache):
     """Issue 24, item 8: balanced sampling was a data set wrapper counting accesses (workers: 0 only)."""
     sets = {"data.cache_dir": frame_cache, "data.train_ratio": 0.02, "data.balanced_sampling": True}

@@ -68,6 +68,7 @@ def _every_network():
     return nets
 
 
+@pytest.mark.slow  # spawns worker processes / builds every network: over a second
 def test_spikingjelly_recognises_every_surrogate_we_build():
     """SpikingJelly 2.x takes its fused neuron kernels only for its own surrogate classes with a Python-number
     alpha (``_surrogate_spec`` is not None); otherwise every neuron runs the Python reference loop."""
