@@ -148,11 +148,12 @@ def test_tap_without_store_v_seq_names_the_fix():
     tap = neuron.LIFNode(step_mode="m")
     x = torch.rand(2, 3, 5)
     tap(x)
-    assert tap.v_seq is None
+    v_seq = getattr(tap, "v_seq", None)  # None on 2.x; 0.0.0.0.14 has no attribute until it stores one
+    assert v_seq is None
     loss = DomainTransferLoss(T=2)
     logits, y = torch.zeros(2, 3, 4), torch.tensor([0, 1, 2])
     with pytest.raises(ValueError, match=r"static_features: .*got None.*store_v_seq=True"):
-        loss(logits, logits, tap.v_seq, torch.rand(2, 3, 5), y)
+        loss(logits, logits, v_seq, torch.rand(2, 3, 5), y)
     tap.store_v_seq = True  # the fix the message names
     functional.reset_net(tap)
     tap(x)
