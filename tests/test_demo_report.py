@@ -50,7 +50,7 @@ RESULTS = {
         "train_ratio": 0.02,
         "baseline_acc": 58.0,
         "transfer_acc": 54.875,
-        "shared_head_acc": 67.75,
+        "paper_acc": 67.75,
         "epochs": 2,
         "seed": 0,
         "curves": {"transfer_baseline": _curve(40.0, 55.0), "transfer_transfer": _curve(41.0, 54.0)},
