@@ -37,7 +37,7 @@ GESTURE_AEDAT_LAYOUT = """  root/DvsGesture/userNN_<lighting>.aedat + userNN_<li
 
 def check_aedat31_layout(path) -> int:
     """Check an AEDAT 3.1 file's packet structure before SpikingJelly's reader sees it; return the number of
-    packets. Header lines as that reader skips them (``#`` lines up to ``#!END-HEADER\r\n``), then 28-byte
+    packets. Header lines as that reader skips them (``#`` lines up to ``#!END-HEADER\\r\\n``), then 28-byte
     packet headers whose ``capacity * size`` bytes of events must lie inside the file, and polarity packets
     (type 1) of at least 8 bytes per event. Why: the reader trusts these numbers (``read(capacity * size)``
     allocates whatever a corrupted header says, a stride of 0 raises deep inside it); any problem here is a

@@ -84,7 +84,7 @@ def check_aedat4_layout(path) -> dict[int, tuple[str, str]]:
     """Check an AEDAT 4.0 file's structure before it reaches the decoder; return its streams
     ``{id: (typeIdentifier, originalOutputName)}``.
 
-    The file is ``#!AER-DAT4.0\r\n``, a ``uint32`` length, an IOHeader flatbuffer (compression,
+    The file is ``#!AER-DAT4.0\\r\\n``, a ``uint32`` length, an IOHeader flatbuffer (compression,
     file_data_position, the XML description of the streams), then packets ``int32 stream id, uint32 size,
     payload`` up to file_data_position (or the end). Why here: aedat trusts these numbers; a corrupted size
     makes it allocate up to 4 GB and abort the whole process (found by the fuzz test), and it reads the
