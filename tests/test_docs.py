@@ -51,12 +51,14 @@ def html(tmp_path_factory) -> Path:
     if given:
         return Path(given)
     out = tmp_path_factory.mktemp("docs_html")
-    subprocess.run(
-        [sys.executable, "-m", "sphinx", "-q", "-b", "html", str(DOCS), str(out)],
-        check=True,
+    built = subprocess.run(  # -W as in .ci/run: a docstring that renders badly fails here too
+        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(DOCS), str(out)],
         cwd=ROOT,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
     )
+    assert built.returncode == 0, built.stderr[-3000:]
     return out
 
 
