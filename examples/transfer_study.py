@@ -155,8 +155,17 @@ def plot(study: PairedStudy, summary: dict, runs: list[dict], path: Path) -> Non
     arm = study.criterion.arm
     for k, (prefix, label) in enumerate((("train_w_", "sigma(c_t)"), ("train_cka_", "CKA(static, event)"))):
         ax = axes[0, k + 1]
+        steps = sorted(  # the time steps logged (train_w_<t>, train_cka_<t>)
+            {
+                int(key[len(prefix) :])
+                for r in runs
+                for h in r["results"].get("history") or []
+                for key in h
+                if key.startswith(prefix) and key[len(prefix) :].isdigit()
+            }
+        )
         for ls, lv in zip(("-", "--"), study.levels):
-            for t in range(16):
+            for t in steps:
                 series = _epoch_series(runs, arm, lv, f"{prefix}{t}")
                 if series:
                     ax.plot(

@@ -36,6 +36,40 @@ PAPER_CFG: tuple = (64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P")
 SMALL_CFG: tuple = (16, "P", 32, "P", 64, "P")
 
 
+def reference_lif(tau: float, v_threshold: float, surrogate_function: nn.Module, backend: str | None, **kw):
+    """The reference networks' multi-step LIF: input-decaying, hard reset to 0, reset detached from the graph
+    (SpikingJelly's ``LIFNode`` through :func:`sj_common.compat.lif_node`); ``kw``: e.g. ``store_v_seq``."""
+    return lif_node(
+        backend=backend,
+        tau=float(tau),
+        decay_input=True,
+        v_threshold=float(v_threshold),
+        v_reset=0.0,
+        detach_reset=True,
+        surrogate_function=surrogate_function,
+        **kw,
+    )
+
+
+def check_frames(x: torch.Tensor, in_channels: int, image_size: int) -> None:
+    """Refuse what is not multi-step frames ``[T, B, in_channels, image_size, image_size]`` (every network here)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 5:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x: expected multi-step frames [T, B, {in_channels}, H, W], got {shape}")
+    if tuple(x.shape[2:]) != (in_channels, image_size, image_size):
+        raise ValueError(
+            f"x: expected [T, B, {in_channels}, {image_size}, {image_size}], got {tuple(x.shape)}"
+        )
+
+
+def check_head(head: str, has_static: bool) -> None:
+    """``head`` is ``'event'`` or ``'static'``, and ``'static'`` only where the network has a static head."""
+    if head not in ("event", "static"):
+        raise ValueError(f"head: expected 'event' or 'static', got {head!r}")
+    if head == "static" and not has_static:
+        raise ValueError("head: 'static' requested but this network was built with static_head=False")
+
+
 class TransferVGGSNN(nn.Module):
     """VGG-SNN with shared spiking features, a static head and an event head.
 
@@ -87,17 +121,8 @@ class TransferVGGSNN(nn.Module):
             # MultiStepContainer loops over T (BN statistics per step); SeqToANNContainer merges T into B
             container = layer.MultiStepContainer if bn_per_step else layer.SeqToANNContainer
             layers.append(container(nn.Conv2d(c, int(v), 3, padding=1, bias=False), nn.BatchNorm2d(int(v))))
-            layers.append(
-                lif_node(
-                    backend=backend,
-                    tau=float(tau),
-                    decay_input=True,
-                    v_threshold=float(v_threshold),
-                    v_reset=0.0,
-                    detach_reset=True,
-                    surrogate_function=surrogate_function if surrogate_function is not None else QGateGrad(),
-                )
-            )
+            sg = surrogate_function if surrogate_function is not None else QGateGrad()
+            layers.append(reference_lif(tau, v_threshold, sg, backend))
             c = int(v)
         if size < 1:
             raise ValueError(f"image_size: {image_size} is too small for {list(cfg).count('P')} pools")
@@ -119,26 +144,14 @@ class TransferVGGSNN(nn.Module):
         """The last spiking layer, whose ``v_seq`` is the CKA feature."""
         return self.features[self._tap_index]
 
-    def _check(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor) or x.dim() != 5:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x: expected multi-step frames [T, B, {self.in_channels}, H, W], got {shape}")
-        if x.shape[2] != self.in_channels or x.shape[3] != self.image_size or x.shape[4] != self.image_size:
-            raise ValueError(
-                f"x: expected [T, B, {self.in_channels}, {self.image_size}, {self.image_size}], got {tuple(x.shape)}"
-            )
-
     def forward_features(self, x: torch.Tensor, head: str = "event") -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits [T, B, K], membrane potential after reset of the last LIF [T, B, C, h, w])``.
 
         The caller resets the network between passes (``functional.reset_net``); the wrapper in
         :mod:`sj_transfer.train` does.
         """
-        self._check(x)
-        if head not in ("event", "static"):
-            raise ValueError(f"head: expected 'event' or 'static', got {head!r}")
-        if head == "static" and self.static_head is None and not self.shared_head:
-            raise ValueError("head: 'static' requested but this network was built with static_head=False")
+        check_frames(x, self.in_channels, self.image_size)
+        check_head(head, has_static=self.static_head is not None or self.shared_head)
         spikes = self.features(x)
         v_seq = self.tap.v_seq
         use_static = head == "static" and not self.shared_head

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from sj_common.compat import lif_node
 from spikingjelly.activation_based import layer
 
+from .models import check_frames, check_head, reference_lif
 from .surrogate import QGateGrad
 
 __all__ = ["TransferResNet18"]
@@ -94,15 +94,7 @@ class TransferResNet18(nn.Module):
             return container(nn.BatchNorm2d(c))
 
         def lif() -> nn.Module:
-            return lif_node(
-                backend=backend,
-                tau=float(tau),
-                decay_input=True,
-                v_threshold=float(v_threshold),
-                v_reset=0.0,
-                detach_reset=True,
-                surrogate_function=sg,
-            )
+            return reference_lif(tau, v_threshold, sg, backend)
 
         stages: list[nn.Module] = [_conv(in_channels, widths[0], 3)]
         cin = widths[0]
@@ -120,24 +112,8 @@ class TransferResNet18(nn.Module):
 
     def forward_features(self, x: torch.Tensor, head: str = "event") -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits [T, B, K], pooled final BN output [T, B, 512])``; the caller resets the network."""
-        if (
-            not isinstance(x, torch.Tensor)
-            or x.dim() != 5
-            or tuple(x.shape[2:])
-            != (
-                self.in_channels,
-                self.image_size,
-                self.image_size,
-            )
-        ):
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(
-                f"x: expected [T, B, {self.in_channels}, {self.image_size}, {self.image_size}], got {shape}"
-            )
-        if head not in ("event", "static"):
-            raise ValueError(f"head: expected 'event' or 'static', got {head!r}")
-        if head == "static" and self.static_head is None:
-            raise ValueError("head: 'static' requested but this network was built with static_head=False")
+        check_frames(x, self.in_channels, self.image_size)
+        check_head(head, has_static=self.static_head is not None)
         feat = self.final(self.features(x))
         return (self.static_head if head == "static" else self.event_head)(feat), feat
 

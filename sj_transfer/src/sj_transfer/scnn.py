@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from sj_common.compat import lif_node
 from spikingjelly.activation_based import layer
 
+from .models import check_frames, check_head, reference_lif
 from .surrogate import back_ei_gate_grad
 
 __all__ = ["TransferSCNN"]
@@ -67,16 +67,7 @@ class TransferSCNN(nn.Module):
 
         def lif(**kw):
             sg = surrogate_function if surrogate_function is not None else back_ei_gate_grad()
-            return lif_node(
-                backend=backend,
-                tau=float(tau),
-                decay_input=True,
-                v_threshold=float(v_threshold),
-                v_reset=0.0,
-                detach_reset=True,
-                surrogate_function=sg,
-                **kw,
-            )
+            return reference_lif(tau, v_threshold, sg, backend, **kw)
 
         self.features = nn.Sequential(
             layer.SeqToANNContainer(nn.Conv2d(in_channels, 15, 5, bias=False)),
@@ -102,22 +93,8 @@ class TransferSCNN(nn.Module):
 
     def forward_features(self, x: torch.Tensor, head: str = "event") -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits [T, B, K], node1 membrane potential after reset [T, B, hidden])``; the caller resets."""
-        if (
-            not isinstance(x, torch.Tensor)
-            or x.dim() != 5
-            or tuple(x.shape[2:])
-            != (
-                self.in_channels,
-                self.image_size,
-                self.image_size,
-            )
-        ):
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(
-                f"x: expected [T, B, {self.in_channels}, {self.image_size}, {self.image_size}], got {shape}"
-            )
-        if head not in ("event", "static"):
-            raise ValueError(f"head: expected 'event' or 'static', got {head!r}")
+        check_frames(x, self.in_channels, self.image_size)
+        check_head(head, has_static=True)  # one head serves both domains
         spikes = self.node1(self.features(x))
         return self.head(spikes), self.node1.v_seq
 
